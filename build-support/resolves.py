@@ -3,3 +3,5 @@
 # to [python.resolves] in pants.toml and here.
 TORCH_RESOLVES = ("mnist", "neuron-audit", "kv-serve", "rlhf")
 ALL_RESOLVES = TORCH_RESOLVES + ("feature-selection",)
+# Resolves that use the shared language-model lib (libs/lm).
+LM_RESOLVES = ("neuron-audit", "kv-serve", "rlhf")
