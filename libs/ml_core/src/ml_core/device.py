@@ -1,4 +1,5 @@
-"""Choose the torch device: an explicit choice, else $ML_DEVICE, else cuda > mps > cpu."""
+"""Choose the torch device: an explicit choice, else $ML_DEVICE, else cuda >
+mps > cpu."""
 
 from __future__ import annotations
 
@@ -28,9 +29,10 @@ def available_devices() -> list[str]:
 def select_device(preference: str | None = None) -> torch.device:
     """Return the device to run on.
 
-    ``preference`` (or the ``ML_DEVICE`` environment variable) may be ``auto``, ``cpu``,
-    ``cuda``, ``cuda:N`` or ``mps``. Asking for a device that is not available raises a
-    ``ValueError`` that lists what is, instead of failing later inside a kernel.
+    ``preference`` (or the ``ML_DEVICE`` environment variable) may be
+    ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Asking for a
+    device that is not available raises a ``ValueError`` that lists what
+    is, instead of failing later inside a kernel.
     """
     choice = (preference or os.environ.get(DEVICE_ENV_VAR) or "auto").strip().lower()
     available = available_devices()
@@ -50,5 +52,7 @@ def select_device(preference: str | None = None) -> torch.device:
     if device.type == "cuda" and device.index is not None:
         count = torch.cuda.device_count()
         if device.index >= count:
-            raise ValueError(f"Device {choice!r} was requested but only {count} CUDA device(s) exist.")
+            raise ValueError(
+                f"Device {choice!r} was requested but only {count} CUDA device(s) exist."
+            )
     return device

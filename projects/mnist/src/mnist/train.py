@@ -1,0 +1,373 @@
+"""Train the digit classifier: alone, or under ``torchrun --nproc_per_node=N``
+with DDP."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler, TensorDataset
+from tqdm import tqdm
+
+from ml_core import Timer, atomic_output, collect_run_metadata, seed_everything, write_json_atomic
+from ml_core.device import select_device
+from mnist.data import DataError, Split, load_data
+from mnist.distributed import DistributedContext, broadcast_buffers, init_distributed, shutdown
+from mnist.model import DigitCNN, ModelConfig
+from mnist.plots import save_confusion_matrix, save_training_curves
+
+CHECKPOINT_NAME = "model.pt"
+METRICS_NAME = "metrics.json"
+PACKAGES = ("torch", "numpy", "scikit-learn", "matplotlib")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    out: Path = Path("runs/mnist")
+    data: str | None = None
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 10
+    shift_pixels: int = 1
+    seed: int = 0
+    device: str | None = None
+    max_steps_per_epoch: int | None = None
+    dump_rank_weights: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience"):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}."
+                )
+        if self.learning_rate <= 0:
+            raise ValueError(f"--learning-rate must be positive, got {self.learning_rate}.")
+        if self.shift_pixels < 0:
+            raise ValueError(f"--shift-pixels must be >= 0, got {self.shift_pixels}.")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError("--max-steps-per-epoch must be at least 1.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
+
+
+class EarlyStopping:
+    """Stop after ``patience`` epochs without a new best validation loss."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_loss = float("inf")
+        self.best_epoch = 0
+        self.stale_epochs = 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        """Record an epoch's loss; return True when it is a new best."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.stale_epochs = loss, epoch, 0
+            return True
+        self.stale_epochs += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return self.stale_epochs >= self.patience
+
+
+def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each (N, H, W) image by up to ``max_shift`` pixels, filling
+    with zeros.
+
+    Handwriting is not centred the same way twice; small shifts are the
+    cheapest augmentation that teaches the CNN so, and they keep 8x8
+    digits legible.
+    """
+    if max_shift == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = nn.functional.pad(images, (max_shift,) * 4)
+    offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2), generator=generator)
+    return torch.stack(
+        [
+            padded[i, dy : dy + height, dx : dx + width]
+            for i, (dy, dx) in enumerate(offsets.tolist())
+        ]
+    )
+
+
+def _tensors(split: Split) -> TensorDataset:
+    return TensorDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module, split: Split, device: torch.device, batch_size: int = 512
+) -> Evaluation:
+    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on
+    ``split``."""
+    model.eval()
+    total_loss = 0.0
+    num_classes = 10
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for images, labels in DataLoader(_tensors(split), batch_size=batch_size):
+        logits = model(images.to(device))
+        total_loss += float(nn.functional.cross_entropy(logits, labels.to(device), reduction="sum"))
+        predictions = logits.argmax(dim=1).cpu().numpy()
+        np.add.at(confusion, (labels.numpy(), predictions), 1)
+    count = max(len(split), 1)
+    return Evaluation(total_loss / count, float(np.trace(confusion)) / count, confusion)
+
+
+def _sampler(
+    dataset: TensorDataset, config: TrainConfig, context: DistributedContext
+) -> Sampler[Any]:
+    if context.enabled:
+        return DistributedSampler(
+            dataset,
+            num_replicas=context.world_size,
+            rank=context.rank,
+            shuffle=True,
+            seed=config.seed,
+        )
+    return RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
+
+
+def _weights_checksum(model: nn.Module) -> float:
+    return float(sum(parameter.detach().double().sum() for parameter in model.parameters()))
+
+
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train, early-stop on validation loss, and write checkpoint, metrics and
+    plots to ``config.out``.
+
+    Returns the metrics that were written. Under torchrun only rank 0
+    writes.
+    """
+    seed_everything(config.seed)
+    device = select_device(config.device)
+    context = init_distributed(device)
+    if device.type == "cuda" and context.enabled:
+        device = torch.device("cuda", context.local_rank)
+    try:
+        return _train(config, device, context)
+    finally:
+        shutdown(context)
+
+
+def _train(
+    config: TrainConfig, device: torch.device, context: DistributedContext
+) -> dict[str, Any]:
+    data = load_data(config.data, seed=config.seed)
+    model_config = ModelConfig(image_size=data.image_size)
+    model = DigitCNN(model_config).to(device)
+    trained: nn.Module = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if context.enabled
+        else model
+    )
+    optimizer = torch.optim.AdamW(
+        trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    train_set = _tensors(data.train)
+    sampler = _sampler(train_set, config, context)
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler)
+
+    augmentation_generator = torch.Generator().manual_seed(config.seed + context.rank)
+    history: list[dict[str, float]] = []
+    stopping = EarlyStopping(config.patience)
+    best_state = copy.deepcopy(model.state_dict())
+    timer = Timer().start()
+    progress = tqdm(
+        range(1, config.epochs + 1), desc="epochs", unit="epoch", disable=not context.is_main
+    )
+    for epoch in progress:
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        trained.train()
+        running_loss, seen = 0.0, 0
+        for step, (images, labels) in enumerate(loader):
+            if config.max_steps_per_epoch is not None and step >= config.max_steps_per_epoch:
+                break
+            images = random_shift(images, config.shift_pixels, augmentation_generator)
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(trained(images), labels)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * len(labels)
+            seen += len(labels)
+        scheduler.step()
+        broadcast_buffers(model, context)
+        # Every rank holds identical weights after DDP's gradient all-reduce, so each one
+        # evaluates the (small) validation set itself and all reach the same stopping decision.
+        validation = evaluate_model(model, data.validation, device)
+        row = {
+            "epoch": epoch,
+            "train_loss": running_loss / max(seen, 1),
+            "val_loss": validation.loss,
+            "val_accuracy": validation.accuracy,
+            "seconds": timer.elapsed,
+        }
+        history.append(row)
+        progress.set_postfix(
+            val_loss=f"{validation.loss:.4f}", val_acc=f"{validation.accuracy:.4f}"
+        )
+        if stopping.update(epoch, validation.loss):
+            best_state = copy.deepcopy(model.state_dict())
+        elif stopping.should_stop():
+            break
+    train_seconds = timer.stop()
+    progress.close()
+
+    model.load_state_dict(best_state)
+    test = evaluate_model(model, data.test, device)
+    ranks_agree = _ranks_agree(model, context)
+    if config.dump_rank_weights:
+        config.out.mkdir(parents=True, exist_ok=True)
+        with atomic_output(config.out / f"weights_rank{context.rank}.pt") as temporary:
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, temporary)
+
+    metadata = collect_run_metadata(PACKAGES).to_dict()
+    metrics: dict[str, Any] = {
+        "config": {**dataclasses.asdict(config), "out": str(config.out)},
+        "model_config": model_config.to_dict(),
+        "data": {
+            "source": data.source,
+            "image_size": data.image_size,
+            "train": len(data.train),
+            "validation": len(data.validation),
+            "test": len(data.test),
+        },
+        "history": history,
+        "best_epoch": stopping.best_epoch,
+        "epochs_run": len(history),
+        "stopped_early": len(history) < config.epochs,
+        "best_val_loss": stopping.best_loss,
+        "test_loss": test.loss,
+        "test_accuracy": test.accuracy,
+        "train_seconds": train_seconds,
+        "world_size": context.world_size,
+        "ranks_agree": ranks_agree,
+        "device": str(device),
+        "run": metadata,
+    }
+    if context.is_main:
+        _write_outputs(config.out, model, model_config, metrics, test)
+    return metrics
+
+
+def _ranks_agree(model: nn.Module, context: DistributedContext) -> bool:
+    if not context.enabled:
+        return True
+    checksums: list[float] = [0.0] * context.world_size
+    dist.all_gather_object(checksums, _weights_checksum(model))
+    return all(
+        abs(value - checksums[0]) <= 1e-9 * max(1.0, abs(checksums[0])) for value in checksums
+    )
+
+
+def _write_outputs(
+    out: Path, model: DigitCNN, model_config: ModelConfig, metrics: dict[str, Any], test: Evaluation
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "model_state": {key: value.cpu() for key, value in model.state_dict().items()},
+        "model_config": model_config.to_dict(),
+        "best_epoch": metrics["best_epoch"],
+        "test_accuracy": metrics["test_accuracy"],
+        "run": metrics["run"],
+    }
+    with atomic_output(out / CHECKPOINT_NAME) as temporary:
+        torch.save(checkpoint, temporary)
+    save_confusion_matrix(
+        test.confusion, out / "confusion_matrix.png", f"test accuracy {test.accuracy:.4f}"
+    )
+    save_training_curves(metrics["history"], out / "training_curves.png")
+    write_json_atomic(out / METRICS_NAME, metrics)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="train",
+        description="Train the digit CNN, alone or under torchrun (DistributedDataParallel).",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=defaults.out, help="output directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="directory with the MNIST IDX files (raw or .gz), or 'digits' for scikit-learn's "
+        "bundled 8x8 digits (default: $MNIST_DATA_DIR, else digits)",
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="epochs without improvement before stopping",
+    )
+    parser.add_argument(
+        "--shift-pixels",
+        type=int,
+        default=defaults.shift_pixels,
+        help="random translation augmentation, 0 to disable",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else auto)",
+    )
+    parser.add_argument(
+        "--max-steps-per-epoch",
+        type=int,
+        default=None,
+        help="cap optimiser steps per epoch (smoke runs)",
+    )
+    parser.add_argument(
+        "--dump-rank-weights",
+        action="store_true",
+        help="every rank saves its final weights (for checks)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = TrainConfig(**vars(args))
+        metrics = train(config)
+    except (DataError, ValueError) as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        return 2
+    if os.environ.get("RANK", "0") == "0":
+        print(
+            f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs_run']} epochs "
+            f"({metrics['train_seconds']:.1f}s); outputs in {config.out}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
