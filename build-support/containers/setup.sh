@@ -94,7 +94,10 @@ make_docker_shim
 build_base_image
 $start_registry && run_registry
 mkdir -p "$cache_root"
+# Sandboxed machines (hybrid cgroups, no setrlimit) cannot start an OCI runtime for RUN
+# steps; buildah's chroot isolation runs them without one.
 cat >"$cache_root/containers.env" <<ENV
 BASE_IMAGE=$base_image
+BUILDAH_ISOLATION=chroot
 ENV
 log "done: ./pants now uses podman, and BASE_IMAGE=$base_image unless you set BASE_IMAGE."
