@@ -499,7 +499,7 @@ class L1Selector(BaseSelector):
                     l1_ratios=(1.0,),
                     solver=solver,
                     cv=self.cv,
-                    scoring="neg_log_loss",
+                    scoring="accuracy",  # log-loss CV often prefers the all-zero model here
                     max_iter=5000,
                     use_legacy_attributes=False,
                     random_state=self.random_state,

@@ -68,7 +68,12 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         for position, (name, selector) in enumerate(self.selectors, start=1):
             self._progress(f"[{position}/{len(self.selectors)}] {name}: fitting ...")
             started = time.perf_counter()
-            fitted = clone(selector).fit(frame, y)
+            try:
+                fitted = clone(selector).fit(frame, y)
+            except FeatureSelectionError:
+                raise
+            except ValueError as error:  # sklearn/scipy rejecting the data: say which method
+                raise FeatureSelectionError(f"Method {name!r} failed: {error}") from error
             self.timings_[name] = time.perf_counter() - started
             support = np.asarray(fitted.get_support(), dtype=bool)
             rows[name] = support.astype(np.int64)
