@@ -9,7 +9,10 @@ SIGNAL = ["s0", "s1"]
 
 
 def classification_table(n_rows: int = 200, n_noise: int = 4, seed: int = 0) -> pd.DataFrame:
-    """s0 and s1 decide the binary target ``y``; n0.. are independent noise."""
+    """S0 and s1 decide the binary target ``y``; n0..
+
+    are independent noise.
+    """
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {name: rng.normal(size=n_rows) for name in [*SIGNAL, *[f"n{i}" for i in range(n_noise)]]}

@@ -42,7 +42,17 @@ def test_parquet_in_parquet_out_with_progress(tmp_path, capsys):
     path = tmp_path / "data.parquet"
     classification_table(n_rows=120).to_parquet(path)
     out = tmp_path / "out"
-    argv = [str(path), "--target", "y", "--out", str(out), "--methods", "pearson,kendall", "--k", "2"]
+    argv = [
+        str(path),
+        "--target",
+        "y",
+        "--out",
+        str(out),
+        "--methods",
+        "pearson,kendall",
+        "--k",
+        "2",
+    ]
     assert main(argv) == 0
     assert list(pd.read_parquet(out / "selected.parquet").columns) == [*SIGNAL, "y"]
     err = capsys.readouterr().err

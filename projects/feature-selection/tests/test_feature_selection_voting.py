@@ -12,7 +12,8 @@ from feature_selection import FeatureSelectionError, FilterSelector, L1Selector,
 
 
 class FixedSelector(SelectorMixin, BaseEstimator):
-    """Keeps the features given by ``mask``; lets the vote arithmetic be checked exactly."""
+    """Keeps the features given by ``mask``; lets the vote arithmetic be
+    checked exactly."""
 
     def __init__(self, mask=()):
         self.mask = mask

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from boruta import BorutaPy
-from ml_core import atomic_output, collect_run_metadata, write_json_atomic
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -40,6 +39,7 @@ from feature_selection.selectors import (
     SequentialSelector,
 )
 from feature_selection.voting import VotingSelector
+from ml_core import atomic_output, collect_run_metadata, write_json_atomic
 
 VOTERS = ("association", "mutual_info", "l1", "rfecv", "boruta")
 # A fixed forest size; BorutaPy's "auto" grows it with the feature count (slow at 200+).
@@ -136,7 +136,8 @@ def real_datasets(n_noise: int, seed: int) -> list[Dataset]:
 def selectors_for(
     dataset: Dataset, boruta_max_iter: int
 ) -> tuple[list[tuple[str, BaseSelector]], list[tuple[str, BaseSelector]]]:
-    """(voters, extra single methods) with default options; nothing is told the answer."""
+    """(voters, extra single methods) with default options; nothing is told the
+    answer."""
     seed, task = dataset.seed, dataset.task
     voters: list[tuple[str, BaseSelector]] = [
         ("association", FilterSelector("association", task=task, random_state=seed)),
@@ -237,7 +238,8 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub table without the optional ``tabulate`` dependency of DataFrame.to_markdown."""
+    """A GitHub table without the optional ``tabulate`` dependency of
+    DataFrame.to_markdown."""
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * frame.shape[1]
     lines = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]

@@ -1,11 +1,14 @@
-"""Command line: select features of a CSV or Parquet table by voting over methods.
+"""Command line: select features of a CSV or Parquet table by voting over
+methods.
 
-    select data.csv --target y --out DIR [--methods association,l1,boruta] [--threshold 0.5]
+select data.csv --target y --out DIR [--methods association,l1,boruta]
+[--threshold 0.5]
 
-Writes to DIR (each file atomically): ``selected.csv`` (or ``.parquet``, like the input; the
-kept features plus the target), ``votes.csv`` and ``votes.png`` (selector x feature),
-``scores.csv`` (per-method scores per feature) and ``report.json``. Bad tables exit with
-status 2 and a one-line message that names the problem.
+Writes to DIR (each file atomically): ``selected.csv`` (or ``.parquet``,
+like the input; the kept features plus the target), ``votes.csv`` and
+``votes.png`` (selector x feature), ``scores.csv`` (per-method scores
+per feature) and ``report.json``. Bad tables exit with status 2 and a
+one-line message that names the problem.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from ml_core import atomic_output, collect_run_metadata, seed_everything, write_json_atomic
 
 from feature_selection.base import BaseSelector, constant_columns
 from feature_selection.errors import FeatureSelectionError, format_columns
@@ -34,6 +36,7 @@ from feature_selection.selectors import (
     VIFSelector,
 )
 from feature_selection.voting import VotingSelector
+from ml_core import atomic_output, collect_run_metadata, seed_everything, write_json_atomic
 
 EXIT_BAD_INPUT = 2
 DEFAULT_METHODS = "association,mutual_info,l1,rfecv,boruta"
@@ -101,9 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threshold", type=float, default=0.5, help="keep features whose vote share exceeds this"
     )
-    parser.add_argument(
-        "--task", choices=("auto", "classification", "regression"), default="auto"
-    )
+    parser.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed for every method")
     parser.add_argument(
         "--drop-constant", action="store_true", help="drop constant columns instead of failing"
@@ -195,9 +196,7 @@ def build_selector(method: str, args: argparse.Namespace) -> BaseSelector:
 def read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
-        raise FeatureSelectionError(
-            f"Cannot read {str(path)!r}: use a .csv, .parquet or .pq file."
-        )
+        raise FeatureSelectionError(f"Cannot read {str(path)!r}: use a .csv, .parquet or .pq file.")
     if not path.is_file():
         raise FeatureSelectionError(f"Input table {str(path)!r} does not exist.")
     try:
@@ -231,7 +230,8 @@ def _json_safe(value: Any) -> Any:
 def split_table(
     table: pd.DataFrame, target: str, drop_constant: bool
 ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    """Features, target and the constant columns dropped; raises on a bad table."""
+    """Features, target and the constant columns dropped; raises on a bad
+    table."""
     if target not in table.columns:
         raise FeatureSelectionError(
             f"Target column {target!r} is not in the table; columns are "

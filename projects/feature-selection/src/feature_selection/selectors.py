@@ -1,7 +1,8 @@
 """Feature selectors: unsupervised, filters, wrappers, embedded and Boruta.
 
-Each wraps the library that does the real work (sklearn, scipy.stats, statsmodels, boruta);
-what is hand-written is listed in the README with the reason.
+Each wraps the library that does the real work (sklearn, scipy.stats,
+statsmodels, boruta); what is hand-written is listed in the README with
+the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from boruta import BorutaPy
+from scipy.stats import false_discovery_control
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.feature_selection import (
@@ -38,7 +40,6 @@ from feature_selection.base import BaseSelector, Task, numeric_matrix, resolve_t
 from feature_selection.errors import FeatureSelectionError, format_columns
 from feature_selection.levels import Level, choose_measure, infer_level, resolve_levels
 from feature_selection.measures import PAIRWISE_MEASURES
-from scipy.stats import false_discovery_control
 
 FILTER_METHODS = (
     "pearson",
@@ -56,7 +57,8 @@ _CATEGORY_FILTERS = ("cramers_v", "association")
 
 
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the ``k`` highest scores; ties keep the earlier column, as SelectKBest does."""
+    """Mask of the ``k`` highest scores; ties keep the earlier column, as
+    SelectKBest does."""
     mask = np.zeros(scores.shape[0], dtype=bool)
     if k <= 0:
         return mask
@@ -87,7 +89,8 @@ def _check_cv_classes(name: str, y: pd.Series, task: Task, cv: int) -> None:
 
 
 class VarianceSelector(BaseSelector):
-    """Drop features whose variance is at most ``threshold`` (sklearn's VarianceThreshold)."""
+    """Drop features whose variance is at most ``threshold`` (sklearn's
+    VarianceThreshold)."""
 
     _name = "variance"
     needs_target = False
@@ -293,7 +296,8 @@ class FilterSelector(BaseSelector):
         return np.asarray(scores, dtype=np.float64)
 
     def _permutation_threshold(self, frame: pd.DataFrame, y: pd.Series) -> float:
-        """Highest MI any feature reaches against a shuffled target (a chance baseline)."""
+        """Highest MI any feature reaches against a shuffled target (a chance
+        baseline)."""
         rng = np.random.default_rng(self.random_state)
         matrix = numeric_matrix(frame)
         target = y.to_numpy()
@@ -308,9 +312,11 @@ class FilterSelector(BaseSelector):
         target_level = (
             Level(self.target_level)
             if self.target_level
-            else infer_level(y, is_target=True)
-            if self.task == "auto"
-            else (Level.NOMINAL if self.task_ == "classification" else Level.INTERVAL)
+            else (
+                infer_level(y, is_target=True)
+                if self.task == "auto"
+                else (Level.NOMINAL if self.task_ == "classification" else Level.INTERVAL)
+            )
         )
         self.target_level_ = target_level
         measures: dict[str, str] = {}
@@ -332,11 +338,13 @@ class FilterSelector(BaseSelector):
 
 
 class SequentialSelector(BaseSelector):
-    """Forward or backward sequential selection (sklearn's SequentialFeatureSelector).
+    """Forward or backward sequential selection (sklearn's
+    SequentialFeatureSelector).
 
-    The default estimator is a standardised logistic or linear regression. With
-    ``n_features_to_select="auto"`` it stops when the CV score improves by less than ``tol``
-    (``tol=None``: 1e-3 forward; backward keeps removing while the score drops by < 1e-3).
+    The default estimator is a standardised logistic or linear
+    regression. With ``n_features_to_select="auto"`` it stops when the
+    CV score improves by less than ``tol`` (``tol=None``: 1e-3 forward;
+    backward keeps removing while the score drops by < 1e-3).
     """
 
     def __init__(
@@ -523,10 +531,12 @@ class L1Selector(BaseSelector):
 
 
 class BorutaSelector(BaseSelector):
-    """All-relevant selection with Boruta (``boruta.BorutaPy``) around a random forest.
+    """All-relevant selection with Boruta (``boruta.BorutaPy``) around a random
+    forest.
 
     Features Boruta confirms are kept; tentative ones are kept only with
-    ``keep_tentative=True``. ``scores_`` is Boruta's ranking (1 confirmed, 2 tentative, ...).
+    ``keep_tentative=True``. ``scores_`` is Boruta's ranking (1
+    confirmed, 2 tentative, ...).
     """
 
     _name = "boruta"
@@ -561,7 +571,8 @@ class BorutaSelector(BaseSelector):
         return 10
 
     def default_estimator(self, task: Task) -> BaseEstimator:
-        """The random forest Boruta's authors suggest: shallow trees, balanced classes."""
+        """The random forest Boruta's authors suggest: shallow trees, balanced
+        classes."""
         if task == "classification":
             return RandomForestClassifier(
                 max_depth=self.max_depth, class_weight="balanced", n_jobs=self.n_jobs

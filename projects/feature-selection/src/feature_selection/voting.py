@@ -1,4 +1,5 @@
-"""Voting over selectors: a votes table (selector x feature) and a vote-share threshold."""
+"""Voting over selectors: a votes table (selector x feature) and a vote-share
+threshold."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ matplotlib.use("Agg")  # files only; no display on servers or in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from ml_core import atomic_output  # noqa: E402
 from sklearn.base import BaseEstimator, clone  # noqa: E402
 from sklearn.feature_selection import SelectorMixin  # noqa: E402
 from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
 
 from feature_selection.base import BaseSelector, to_frame  # noqa: E402
 from feature_selection.errors import FeatureSelectionError  # noqa: E402
+from ml_core import atomic_output  # noqa: E402
 
 
 class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
@@ -95,7 +96,8 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return mask
 
     def scores_table(self) -> pd.DataFrame:
-        """Feature x selector scores, plus vote share and the final decision."""
+        """Feature x selector scores, plus vote share and the final
+        decision."""
         check_is_fitted(self, "support_")
         table = pd.DataFrame(index=self.votes_.columns)
         table.index.name = "feature"
@@ -109,7 +111,8 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return table
 
     def plot_votes(self, path: str | os.PathLike[str]) -> None:
-        """Write a PNG: the votes heatmap on top, vote share per feature below."""
+        """Write a PNG: the votes heatmap on top, vote share per feature
+        below."""
         check_is_fitted(self, "support_")
         plot_votes(self.votes_, self.threshold, path)
 
@@ -121,7 +124,8 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def plot_votes(votes: pd.DataFrame, threshold: float, path: str | os.PathLike[str]) -> None:
-    """Heatmap of ``votes`` (selector x feature) and a bar chart of vote shares, as a PNG."""
+    """Heatmap of ``votes`` (selector x feature) and a bar chart of vote
+    shares, as a PNG."""
     n_selectors, n_features = votes.shape
     width = min(max(6.0, 0.3 * n_features + 2.0), 40.0)
     height = 2.5 + 0.35 * n_selectors
