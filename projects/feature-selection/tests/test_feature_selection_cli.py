@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,13 +12,15 @@ FAST = ["--methods", "pearson,anova,l1", "--cv", "3", "--quiet"]
 
 
 @pytest.fixture
-def table_csv(tmp_path):
+def table_csv(tmp_path: Path) -> Path:
     path = tmp_path / "data.csv"
     classification_table(n_rows=120).to_csv(path, index=False)
     return path
 
 
-def test_end_to_end_csv(table_csv, tmp_path, capsys):
+def test_end_to_end_csv(
+    table_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main([str(table_csv), "--target", "y", "--out", str(out), *FAST]) == 0
     names = sorted(p.name for p in out.iterdir())
@@ -38,7 +41,9 @@ def test_end_to_end_csv(table_csv, tmp_path, capsys):
     assert (out / "votes.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_parquet_in_parquet_out_with_progress(tmp_path, capsys):
+def test_parquet_in_parquet_out_with_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "data.parquet"
     classification_table(n_rows=120).to_parquet(path)
     out = tmp_path / "out"
@@ -59,7 +64,9 @@ def test_parquet_in_parquet_out_with_progress(tmp_path, capsys):
     assert "[1/2] pearson" in err and "[2/2] kendall" in err and "Selected 2 of 6" in err
 
 
-def run_bad(tmp_path, frame, capsys, *extra):
+def run_bad(
+    tmp_path: Path, frame: pd.DataFrame, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, str]:
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
     out = tmp_path / "out"
@@ -70,26 +77,28 @@ def run_bad(tmp_path, frame, capsys, *extra):
     return code, err
 
 
-def test_missing_target(tmp_path, capsys):
+def test_missing_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_bad(tmp_path, classification_table().rename(columns={"y": "label"}), capsys)
     assert code == 2 and "Target column 'y' is not in the table" in err
 
 
-def test_non_numeric_features(tmp_path, capsys):
+def test_non_numeric_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = classification_table()
     frame["city"] = np.where(frame.index % 2 == 0, "paris", "rome")
     code, err = run_bad(tmp_path, frame, capsys)
     assert code == 2 and "non-numeric columns: 'city'" in err
 
 
-def test_nan_features(tmp_path, capsys):
+def test_nan_features(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     frame = classification_table()
     frame.loc[5, "n2"] = np.nan
     code, err = run_bad(tmp_path, frame, capsys)
     assert code == 2 and "'n2'" in err and "missing" in err
 
 
-def test_constant_columns_fail_unless_dropped(tmp_path, capsys):
+def test_constant_columns_fail_unless_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = classification_table()
     frame["flat"] = 7
     code, err = run_bad(tmp_path, frame, capsys)
@@ -101,12 +110,14 @@ def test_constant_columns_fail_unless_dropped(tmp_path, capsys):
     assert json.loads((out / "report.json").read_text())["dropped_constant"] == ["flat"]
 
 
-def test_too_few_rows(tmp_path, capsys):
+def test_too_few_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_bad(tmp_path, classification_table().head(5), capsys)
     assert code == 2 and "needs at least" in err and "got 5" in err
 
 
-def test_target_with_nan_and_missing_file(tmp_path, capsys):
+def test_target_with_nan_and_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     frame = classification_table().astype({"y": float})
     frame.loc[0, "y"] = np.nan
     code, err = run_bad(tmp_path, frame, capsys)
@@ -115,13 +126,15 @@ def test_target_with_nan_and_missing_file(tmp_path, capsys):
     assert code == 2 and "does not exist" in capsys.readouterr().err
 
 
-def test_unknown_method(table_csv, tmp_path, capsys):
+def test_unknown_method(
+    table_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main([str(table_csv), "--target", "y", "--out", str(out), "--methods", "magic"]) == 2
     assert "Unknown method 'magic'" in capsys.readouterr().err
 
 
-def test_help_exits_cleanly(capsys):
+def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0

@@ -1,3 +1,5 @@
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ from feature_selection import (
 from feature_selection.errors import format_columns
 
 
-def test_non_numeric_features_are_named():
+def test_non_numeric_features_are_named() -> None:
     X, y = split(classification_table())
     X["city"] = "paris"
     X["zip"] = "75001"
@@ -23,7 +25,7 @@ def test_non_numeric_features_are_named():
         FilterSelector("pearson").fit(X, y)
 
 
-def test_nan_is_reported_with_its_columns():
+def test_nan_is_reported_with_its_columns() -> None:
     X, y = split(classification_table())
     X.loc[3, "n1"] = np.nan
     with pytest.raises(FeatureSelectionError, match="missing or infinite.*'n1'"):
@@ -33,7 +35,7 @@ def test_nan_is_reported_with_its_columns():
         FilterSelector("mutual_info").fit(X, y)
 
 
-def test_constant_columns_are_rejected_by_scoring_methods_but_not_by_variance():
+def test_constant_columns_are_rejected_by_scoring_methods_but_not_by_variance() -> None:
     X, y = split(classification_table())
     X["flat"] = 1.0
     with pytest.raises(FeatureSelectionError, match="constant columns: 'flat'"):
@@ -41,7 +43,7 @@ def test_constant_columns_are_rejected_by_scoring_methods_but_not_by_variance():
     assert "flat" not in VarianceSelector().fit(X).get_feature_names_out()
 
 
-def test_too_few_rows():
+def test_too_few_rows() -> None:
     X, y = split(classification_table())
     with pytest.raises(FeatureSelectionError, match="'rfecv' needs at least 10 rows, got 6"):
         RFESelector(cv=5).fit(X.head(6), y.head(6))
@@ -49,14 +51,14 @@ def test_too_few_rows():
         VIFSelector().fit(X.head(5))
 
 
-def test_cv_needs_enough_rows_per_class():
+def test_cv_needs_enough_rows_per_class() -> None:
     X, y = split(classification_table(n_rows=40))
     y = pd.Series(np.where(np.arange(40) < 3, 1, 0))
     with pytest.raises(FeatureSelectionError, match="smallest class has only 3 rows"):
         RFESelector(cv=5).fit(X, y)
 
 
-def test_target_problems():
+def test_target_problems() -> None:
     X, y = split(classification_table())
     with pytest.raises(FeatureSelectionError, match="needs a target"):
         FilterSelector("pearson").fit(X)
@@ -68,7 +70,7 @@ def test_target_problems():
         FilterSelector("pointbiserial").fit(X, np.arange(len(X)) % 3)
 
 
-def test_method_specific_requirements():
+def test_method_specific_requirements() -> None:
     X, y = split(classification_table())
     with pytest.raises(FeatureSelectionError, match="non-negative.*'s0'"):
         FilterSelector("chi2").fit(X, y)
@@ -76,13 +78,13 @@ def test_method_specific_requirements():
         FilterSelector("pearsn").fit(X, y)
 
 
-def test_voting_checks_every_method_before_fitting_any():
+def test_voting_checks_every_method_before_fitting_any() -> None:
     X, y = split(classification_table())
     X["city"] = "paris"
     X["city"] = X["city"].where(X.index > 0, "rome")
 
     class MustNotFit(VarianceSelector):
-        def _select(self, frame, target):
+        def _select(self, frame: Any, target: Any) -> Any:
             raise AssertionError("fitted before all inputs were checked")
 
     voting = VotingSelector([("first", MustNotFit()), ("pearson", FilterSelector("pearson"))])
@@ -90,5 +92,5 @@ def test_voting_checks_every_method_before_fitting_any():
         voting.fit(X, y)
 
 
-def test_long_column_lists_are_shortened():
+def test_long_column_lists_are_shortened() -> None:
     assert format_columns([f"c{i}" for i in range(13)]).endswith("'c9' and 3 more")

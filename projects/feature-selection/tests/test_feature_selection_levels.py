@@ -19,22 +19,22 @@ from feature_selection.levels import infer_level, resolve_levels
         ("ratio", "nominal", "correlation_ratio"),
     ],
 )
-def test_measure_table(feature, target, expected):
+def test_measure_table(feature: str, target: str, expected: str) -> None:
     assert choose_measure(feature, target) == expected
 
 
-def test_table_covers_every_pair_of_levels():
+def test_table_covers_every_pair_of_levels() -> None:
     assert set(MEASURE_TABLE) == {(a, b) for a in Level for b in Level}
 
 
-def test_binary_nominal_side_uses_point_biserial():
+def test_binary_nominal_side_uses_point_biserial() -> None:
     assert choose_measure("interval", "nominal", target_binary=True) == "pointbiserial"
     assert choose_measure("nominal", "ratio", feature_binary=True) == "pointbiserial"
     # The binary flag of the numeric side does not matter.
     assert choose_measure("nominal", "ratio", target_binary=True) == "correlation_ratio"
 
 
-def test_levels_are_inferred_from_dtypes():
+def test_levels_are_inferred_from_dtypes() -> None:
     frame = pd.DataFrame(
         {
             "flag": [True, False, True, False],
@@ -57,13 +57,13 @@ def test_levels_are_inferred_from_dtypes():
     assert resolve_levels(frame, {"height": "ratio"})["height"] is Level.RATIO
 
 
-def test_integer_targets_with_few_values_are_class_labels():
+def test_integer_targets_with_few_values_are_class_labels() -> None:
     assert infer_level(pd.Series([1, 2, 3, 1]), is_target=True) is Level.NOMINAL
     assert infer_level(pd.Series([1, 2, 3, 1])) is Level.INTERVAL
     assert infer_level(pd.Series(range(100)), is_target=True) is Level.INTERVAL
 
 
-def test_bad_overrides_are_named():
+def test_bad_overrides_are_named() -> None:
     frame = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
     with pytest.raises(FeatureSelectionError, match="'b'"):
         resolve_levels(frame, {"b": "nominal"})
