@@ -1,0 +1,53 @@
+# Loaded by Pants as a BUILD file prelude ([GLOBAL].build_file_prelude_globs): macros and
+# constants every BUILD file can use. The resolve lists are the one place that says which
+# resolves a shared lib is built for. A new project adds its resolve
+# to [python.resolves] in pants.toml and here.
+TORCH_RESOLVES = ("mnist", "neuron-audit", "kv-serve", "rlhf")
+ALL_RESOLVES = TORCH_RESOLVES + ("feature-selection",)
+# Resolves that use the shared language-model lib (libs/lm).
+LM_RESOLVES = ("neuron-audit", "kv-serve", "rlhf")
+
+
+def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwargs):
+    """A docker_image that runs the packed PEX target `pex` (which needs `include_tools=True`).
+
+    Dependencies and sources are unpacked into a venv in separate stages, so a code change
+    rebuilds only the small sources layer. Runs as a non-root user. BASE_IMAGE defaults to
+    Docker Hub's python:3.11-slim; GIT_COMMIT becomes the OCI revision label and a tag.
+    """
+    pex_path = str(build_file_dir()).replace("/", ".") + "/" + pex + ".pex"
+    cmd_json = "[" + ", ".join('"' + part + '"' for part in cmd) + "]"
+    stage = [
+        "COPY " + pex_path + " /tmp/app.pex",
+    ]
+    instructions = [
+        "ARG BASE_IMAGE=python:3.11-slim",
+        "FROM ${BASE_IMAGE} AS deps",
+        *stage,
+        "RUN PEX_TOOLS=1 python3 /tmp/app.pex venv --scope=deps --compile /app/venv",
+        "FROM ${BASE_IMAGE} AS srcs",
+        *stage,
+        "RUN PEX_TOOLS=1 python3 /tmp/app.pex venv --scope=srcs --compile /app/venv",
+        "FROM ${BASE_IMAGE}",
+        "ARG GIT_COMMIT=unknown",
+        'LABEL org.opencontainers.image.title="' + title + '"'
+        + ' org.opencontainers.image.description="' + description + '"'
+        + ' org.opencontainers.image.revision="${GIT_COMMIT}"',
+        # ml_core's run metadata reads GIT_COMMIT where there is no .git to ask.
+        "ENV GIT_COMMIT=${GIT_COMMIT} PYTHONUNBUFFERED=1",
+        "RUN useradd --create-home --uid 10001 app",
+        "COPY --from=deps /app /app",
+        "COPY --from=srcs /app /app",
+        "USER app",
+        "WORKDIR /home/app",
+        *(["EXPOSE " + str(expose)] if expose else []),
+        'ENTRYPOINT ["/app/venv/pex"]',
+        "CMD " + cmd_json,
+    ]
+    docker_image(
+        name=name,
+        instructions=instructions,
+        dependencies=[":" + pex],
+        image_tags=["latest", "{build_args.GIT_COMMIT}"],
+        **kwargs,
+    )
