@@ -1,15 +1,16 @@
 import sys
+from pathlib import Path
 
 import datasets
 import pytest
 import torch
+from lm_testing import TEXTS, tiny_tokenizer
 
 from lm import TokenBlockDataset, load_corpus, split_documents, stdlib_docstrings
 from lm.corpus import SKIPPED_MODULES
-from lm_testing import TEXTS, tiny_tokenizer
 
 
-def test_stdlib_corpus_is_deterministic_clean_and_capped():
+def test_stdlib_corpus_is_deterministic_clean_and_capped() -> None:
     documents = stdlib_docstrings(50_000)
     assert documents == stdlib_docstrings(50_000)
     assert 0 < sum(map(len, documents)) <= 50_000
@@ -18,7 +19,7 @@ def test_stdlib_corpus_is_deterministic_clean_and_capped():
     assert any("abstract base class" in doc.lower() for doc in documents)
 
 
-def test_full_stdlib_harvest_skips_modules_with_side_effects():
+def test_full_stdlib_harvest_skips_modules_with_side_effects() -> None:
     documents = stdlib_docstrings(10**9)
     assert sum(map(len, documents)) > 500_000
     for name in ("antigravity", "this", "tkinter", "turtle", "idlelib"):
@@ -26,7 +27,7 @@ def test_full_stdlib_harvest_skips_modules_with_side_effects():
         assert name not in sys.modules
 
 
-def test_stdlib_split_is_deterministic_and_non_empty():
+def test_stdlib_split_is_deterministic_and_non_empty() -> None:
     corpus = load_corpus(max_chars=30_000)
     again = load_corpus("stdlib", max_chars=30_000)
     assert corpus == again
@@ -36,7 +37,7 @@ def test_stdlib_split_is_deterministic_and_non_empty():
     assert load_corpus(max_chars=30_000, seed=1).validation != corpus.validation
 
 
-def test_split_documents_fractions_and_single_document():
+def test_split_documents_fractions_and_single_document() -> None:
     documents = [f"document {i}" for i in range(100)]
     train, validation = split_documents(documents, validation_fraction=0.1, seed=3)
     assert len(validation) == 10 and len(train) == 90
@@ -49,7 +50,7 @@ def test_split_documents_fractions_and_single_document():
         split_documents([])
 
 
-def test_text_files(tmp_path):
+def test_text_files(tmp_path: Path) -> None:
     (tmp_path / "nested").mkdir()
     for i, text in enumerate(TEXTS[:10]):
         (tmp_path / "nested" / f"{i:02}.txt").write_text(text + "\n\n\n\n", encoding="utf-8")
@@ -61,7 +62,7 @@ def test_text_files(tmp_path):
     assert single.train and single.validation
 
 
-def test_saved_datasets(tmp_path):
+def test_saved_datasets(tmp_path: Path) -> None:
     datasets.Dataset.from_dict({"text": list(TEXTS), "id": list(range(len(TEXTS)))}).save_to_disk(
         str(tmp_path / "flat")
     )
@@ -81,7 +82,7 @@ def test_saved_datasets(tmp_path):
         load_corpus(tmp_path / "splits")
 
 
-def test_bad_corpus_paths(tmp_path):
+def test_bad_corpus_paths(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_corpus(tmp_path / "missing")
     with pytest.raises(ValueError, match="no .txt files"):
@@ -91,7 +92,7 @@ def test_bad_corpus_paths(tmp_path):
         load_corpus(tmp_path)
 
 
-def test_token_blocks():
+def test_token_blocks() -> None:
     tokenizer = tiny_tokenizer()
     dataset = TokenBlockDataset.from_texts(TEXTS, tokenizer, block_size=16)
     assert len(dataset) > 1

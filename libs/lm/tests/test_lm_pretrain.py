@@ -1,4 +1,6 @@
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -16,12 +18,12 @@ FAST = [
 ]
 
 
-def read_log(path):
+def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.slow
-def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path):
+def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path: Path) -> None:
     first = tmp_path / "first"
     assert main(["--preset=tiny", "--steps=2", f"--out={first}", "--eval-every=1", *FAST]) == 0
     for name in (
@@ -58,7 +60,7 @@ def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_matches_an_uninterrupted_run(tmp_path):
+def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
     options = ["--preset=llama-tiny", "--schedule=constant", "--eval-every=10", *FAST]
     assert main([*options, "--steps=3", f"--out={straight}"]) == 0
@@ -78,12 +80,16 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
         (["--tokenizer=/no/such/tokenizer"], "Could not load a tokenizer"),
     ],
 )
-def test_bad_inputs_give_clear_errors(tmp_path, capsys, extra, message):
+def test_bad_inputs_give_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
     assert main(["--steps=1", f"--out={tmp_path / 'out'}", *FAST, *extra]) == 2
     assert message in capsys.readouterr().err
 
 
-def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(tmp_path, capsys):
+def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--steps=1", f"--out={tmp_path / 'a'}", f"--resume={tmp_path}", *FAST]) == 2
     assert "no training_state.pt there to resume from" in capsys.readouterr().err
     assert main(["--steps=1", f"--out={tmp_path / 'b'}", *FAST]) == 0
@@ -91,6 +97,6 @@ def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(tmp_path, capsys):
     assert "already holds a checkpoint" in capsys.readouterr().err
 
 
-def test_steps_must_be_positive(tmp_path):
+def test_steps_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--steps=0", f"--out={tmp_path}"])

@@ -1,10 +1,12 @@
-"""Benchmark: validation perplexity of a preset before and after a fixed-time CPU pretraining run.
+"""Benchmark: validation perplexity of a preset before and after a fixed-time
+CPU pretraining run.
 
-    ./pants run libs/lm:benchmark -- --minutes 5 --out runs/lm-benchmark
+./pants run libs/lm:benchmark -- --minutes 5 --out runs/lm-benchmark
 
-Not a test: it takes minutes. It runs :mod:`lm.pretrain` with a time budget and a constant
-learning rate (a cosine schedule needs a known step count), then writes ``benchmark.json`` and
-prints a Markdown table for libs/lm/README.md.
+Not a test: it takes minutes. It runs :mod:`lm.pretrain` with a time
+budget and a constant learning rate (a cosine schedule needs a known
+step count), then writes ``benchmark.json`` and prints a Markdown table
+for libs/lm/README.md.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def markdown_table(result: dict[str, Any]) -> str:
     rows = [
         ("validation perplexity before training", f"{result['initial_val_perplexity']:.1f}"),
         ("validation perplexity after training", f"{result['val_perplexity']:.1f}"),
-        ("validation loss before / after", f"{result['initial_val_loss']:.3f} / {result['val_loss']:.3f}"),
+        (
+            "validation loss before / after",
+            f"{result['initial_val_loss']:.3f} / {result['val_loss']:.3f}",
+        ),
         ("optimizer steps", str(result["step"])),
         ("training time (s)", f"{result['train_seconds']:.0f}"),
         ("training throughput (tokens/s)", f"{result['train_tokens_per_second']:.0f}"),
@@ -82,7 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         **metrics,
         "preset": args.preset,
         "minutes": args.minutes,
-        "command": " ".join(["./pants run libs/lm:benchmark --", *(sys.argv[1:] if argv is None else argv)]),
+        "command": " ".join(
+            ["./pants run libs/lm:benchmark --", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "pretrain_argv": pretrain_argv,
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),

@@ -1,4 +1,5 @@
-"""Load a causal language model or tokenizer from a local directory or the Hugging Face Hub."""
+"""Load a causal language model or tokenizer from a local directory or the
+Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ T = TypeVar("T")
 
 
 class ModelLoadError(RuntimeError):
-    """Neither a local directory nor a Hub id gave a loadable model or tokenizer."""
+    """Neither a local directory nor a Hub id gave a loadable model or
+    tokenizer."""
 
 
 def _looks_like_path(name_or_path: str) -> bool:
@@ -57,9 +59,11 @@ def _load(what: str, name_or_path: str | os.PathLike[str], loader: Callable[[str
 
 
 def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
-    """Load a causal language model from a ``save_pretrained`` directory or a Hub id.
+    """Load a causal language model from a ``save_pretrained`` directory or a
+    Hub id.
 
-    Raises :class:`ModelLoadError` that says what was tried when neither works.
+    Raises :class:`ModelLoadError` that says what was tried when neither
+    works.
     """
 
     def loader(source: str) -> PreTrainedModel:
@@ -72,7 +76,8 @@ def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
 def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
     """Load a tokenizer from a ``save_pretrained`` directory or a Hub id.
 
-    Raises :class:`ModelLoadError` that says what was tried when neither works.
+    Raises :class:`ModelLoadError` that says what was tried when neither
+    works.
     """
 
     def loader(source: str) -> PreTrainedTokenizerBase:

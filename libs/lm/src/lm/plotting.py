@@ -17,7 +17,8 @@ from ml_core import atomic_output  # noqa: E402
 
 
 def plot_loss_curve(records: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Plot training and validation loss against step into a PNG at ``path`` (atomically)."""
+    """Plot training and validation loss against step into a PNG at ``path``
+    (atomically)."""
     figure, axes = plt.subplots(figsize=(7, 4))
     try:
         for key, label in (("train_loss", "train"), ("val_loss", "validation")):

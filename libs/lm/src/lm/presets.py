@@ -1,8 +1,10 @@
 """Named model shapes, built with random weights from a transformers config.
 
-GPT-2 and Llama presets lay their modules out differently (``transformer.h[i].attn`` with a fused
-``c_attn`` versus ``model.layers[i].self_attn`` with separate projections, LayerNorm versus
-RMSNorm, learned versus rotary positions), so code built on this library can be tested on both.
+GPT-2 and Llama presets lay their modules out differently
+(``transformer.h[i].attn`` with a fused ``c_attn`` versus
+``model.layers[i].self_attn`` with separate projections, LayerNorm
+versus RMSNorm, learned versus rotary positions), so code built on this
+library can be tested on both.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ Family = Literal["gpt2", "llama"]
 
 @dataclasses.dataclass(frozen=True)
 class ModelPreset:
-    """A named architecture: the model family and the config arguments that fix its shape."""
+    """A named architecture: the model family and the config arguments that fix
+    its shape."""
 
     name: str
     family: Family
@@ -62,8 +65,8 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset(
             name="llama-tiny",
             family="llama",
-            description="Llama layout (RMSNorm, rotary, SwiGLU, grouped-query attention), 2 layers, "
-            "width 64: for tests",
+            description="Llama layout (RMSNorm, rotary, SwiGLU, grouped-query attention), "
+            "2 layers, width 64: for tests",
             vocab_size=4096,
             context_length=256,
             config_kwargs={
@@ -85,7 +88,8 @@ def preset_names() -> list[str]:
 
 
 def get_preset(name: str) -> ModelPreset:
-    """Return the preset called ``name``; an unknown name raises ``ValueError`` listing them."""
+    """Return the preset called ``name``; an unknown name raises ``ValueError``
+    listing them."""
     try:
         return PRESETS[name]
     except KeyError:
@@ -102,29 +106,35 @@ def build_config(
 ) -> PretrainedConfig:
     """Build the transformers config of ``preset``.
 
-    The vocabulary size is, in order of precedence, ``vocab_size``, ``len(tokenizer)``, or the
-    preset's default; special token ids come from ``tokenizer`` when one is given.
+    The vocabulary size is, in order of precedence, ``vocab_size``,
+    ``len(tokenizer)``, or the preset's default; special token ids come
+    from ``tokenizer`` when one is given.
     """
     spec = get_preset(preset) if isinstance(preset, str) else preset
     if vocab_size is None:
         vocab_size = len(tokenizer) if tokenizer is not None else spec.vocab_size
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}.")
-    token_ids: dict[str, int | None] = {"bos_token_id": None, "eos_token_id": None}
+    bos = eos = pad = None
     if tokenizer is not None:
-        token_ids = {
-            "bos_token_id": _token_id(tokenizer.bos_token_id),
-            "eos_token_id": _token_id(tokenizer.eos_token_id),
-            "pad_token_id": _token_id(tokenizer.pad_token_id),
-        }
+        bos = _token_id(tokenizer.bos_token_id)
+        eos = _token_id(tokenizer.eos_token_id)
+        pad = _token_id(tokenizer.pad_token_id)
     if spec.family == "gpt2":
         return GPT2Config(
-            vocab_size=vocab_size, n_positions=spec.context_length, **token_ids, **spec.config_kwargs
+            vocab_size=vocab_size,
+            n_positions=spec.context_length,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            **spec.config_kwargs,
         )
     return LlamaConfig(
         vocab_size=vocab_size,
         max_position_embeddings=spec.context_length,
-        **token_ids,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
         **spec.config_kwargs,
     )
 
@@ -143,8 +153,8 @@ def build_model(
 ) -> PreTrainedModel:
     """Build a causal language model of ``preset`` with random weights.
 
-    ``seed``, when given, makes the initial weights reproducible without touching the global
-    generator state of the caller.
+    ``seed``, when given, makes the initial weights reproducible without
+    touching the global generator state of the caller.
     """
     config = build_config(preset, vocab_size=vocab_size, tokenizer=tokenizer)
     model_class: type[PreTrainedModel] = (

@@ -1,10 +1,12 @@
-"""Pretrain a causal language model from a preset and save it as a ``save_pretrained`` directory.
+"""Pretrain a causal language model from a preset and save it as a
+``save_pretrained`` directory.
 
-    ./pants run libs/lm:pretrain -- --preset tiny --steps 200 --out runs/lm-tiny
+./pants run libs/lm:pretrain -- --preset tiny --out runs/lm
 
-The output directory holds the model and tokenizer (load both with ``lm.load_model`` /
-``lm.load_tokenizer``), ``run_metadata.json``, ``metrics.jsonl`` (one JSON line per
-evaluation), ``metrics.json`` (final metrics), ``loss_curve.png`` and ``training_state.pt``
+The output directory holds the model and tokenizer (load both with
+``lm.load_model`` / ``lm.load_tokenizer``), ``run_metadata.json``,
+``metrics.jsonl`` (one JSON line per evaluation), ``metrics.json``
+(final metrics), ``loss_curve.png`` and ``training_state.pt``
 (optimizer, scheduler and step, for ``--resume``).
 """
 
@@ -14,9 +16,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from tqdm import tqdm
@@ -162,7 +164,8 @@ def _load_or_build(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run pretraining as configured by parsed ``args``; return the final metrics."""
+    """Run pretraining as configured by parsed ``args``; return the final
+    metrics."""
     out: Path = args.out
     if args.resume is None and (out / STATE_FILE).exists():
         raise PretrainError(
@@ -188,12 +191,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     train_set = TokenBlockDataset.from_texts(corpus.train, tokenizer, args.block_size)
     validation_set = TokenBlockDataset.from_texts(corpus.validation, tokenizer, args.block_size)
-    model.to(device)
+    # transformers wraps Module.to in a way mypy cannot bind; the cast restores its signature.
+    cast(Callable[[torch.device], PreTrainedModel], model.to)(device)
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=args.lr,
         betas=(0.9, 0.95),
     )

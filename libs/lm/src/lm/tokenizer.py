@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -21,10 +22,12 @@ def train_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2 style byte-level BPE on ``texts``.
 
-    Every byte is in the initial alphabet, so any text encodes and decodes back unchanged. The
-    result has ``<|endoftext|>`` as its bos/eos token and ``<|pad|>`` as its pad token. Training
-    is deterministic for the same texts in the same order. The vocabulary can end up smaller than
-    ``vocab_size`` when the texts have too few distinct pairs to merge.
+    Every byte is in the initial alphabet, so any text encodes and
+    decodes back unchanged. The result has ``<|endoftext|>`` as its
+    bos/eos token and ``<|pad|>`` as its pad token. Training is
+    deterministic for the same texts in the same order. The vocabulary
+    can end up smaller than ``vocab_size`` when the texts have too few
+    distinct pairs to merge.
     """
     minimum = len(pre_tokenizers.ByteLevel.alphabet()) + len(SPECIAL_TOKENS)
     if vocab_size < minimum:
@@ -47,7 +50,9 @@ def train_tokenizer(
     )
     tokenizer.train_from_iterator(documents, trainer=trainer)
     extra = {} if model_max_length is None else {"model_max_length": model_max_length}
-    return PreTrainedTokenizerFast(
+    # transformers leaves this constructor unannotated; the cast states what it returns.
+    factory = cast(Callable[..., PreTrainedTokenizerFast], PreTrainedTokenizerFast)
+    return factory(
         tokenizer_object=tokenizer,
         bos_token=EOS_TOKEN,
         eos_token=EOS_TOKEN,
