@@ -250,7 +250,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     window: list[float] = []
     stopped_early = False
     with tqdm(
-        total=args.steps, initial=start_step, desc="pretrain", unit="step", disable=args.quiet
+        # A time budget usually ends the run long before --steps: no misleading ETA then.
+        total=args.steps if args.max_seconds is None else None,
+        initial=start_step,
+        desc="pretrain",
+        unit="step",
+        disable=args.quiet,
     ) as progress:
         while step < args.steps:
             indices = batch_indices(len(train_set), args.batch_size, step, args.seed)
