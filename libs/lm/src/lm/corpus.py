@@ -26,8 +26,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import datasets
-
 STDLIB_SOURCE = "stdlib"
 DEFAULT_STDLIB_MAX_CHARS = 2_000_000
 # Modules whose import opens a browser, prints, needs a display, runs a program, or drags in a
@@ -227,6 +225,10 @@ def load_saved_dataset(
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Dataset path {root} does not exist.")
+    # Imported here: pyarrow and pandas make `import datasets` slow, and most users of this
+    # library (a serving process, the default corpus) never read a saved dataset.
+    import datasets
+
     loaded = datasets.load_from_disk(str(root))
     if isinstance(loaded, datasets.DatasetDict):
         splits = {
