@@ -1,0 +1,87 @@
+"""Load a causal language model or tokenizer from a local directory or the
+Hugging Face Hub."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+T = TypeVar("T")
+
+
+class ModelLoadError(RuntimeError):
+    """Neither a local directory nor a Hub id gave a loadable model or
+    tokenizer."""
+
+
+def _looks_like_path(name_or_path: str) -> bool:
+    # Hub ids are "name" or "namespace/name"; anything else can only mean a file system path.
+    return (
+        name_or_path.startswith((".", "/", "~"))
+        or name_or_path.count("/") > 1
+        or "\\" in name_or_path
+    )
+
+
+def _load(what: str, name_or_path: str | os.PathLike[str], loader: Callable[[str], T]) -> T:
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        try:
+            return loader(str(path))
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"Could not load a {what} from the local directory {path}: {error}"
+            ) from error
+    if path.exists():
+        raise ModelLoadError(
+            f"{path} is a file; a {what} is loaded from a save_pretrained directory or a Hub id."
+        )
+    if _looks_like_path(text):
+        raise ModelLoadError(
+            f"Could not load a {what} from {text!r}: the local directory {path.absolute()} "
+            "does not exist (and the name is not a Hugging Face Hub id)."
+        )
+    try:
+        return loader(text)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(
+            f"Could not load a {what} from {text!r}. Tried: (1) a local directory: "
+            f"{path.absolute()} does not exist; (2) the Hugging Face Hub: the hub is unreachable "
+            f"(offline, or HF_HUB_OFFLINE is set) or the id is unknown or private. "
+            f"Hub error: {error}"
+        ) from error
+
+
+def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
+    """Load a causal language model from a ``save_pretrained`` directory or a
+    Hub id.
+
+    Raises :class:`ModelLoadError` that says what was tried when neither
+    works.
+    """
+
+    def loader(source: str) -> PreTrainedModel:
+        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(source)
+        return model
+
+    return _load("causal language model", name_or_path, loader)
+
+
+def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
+    """Load a tokenizer from a ``save_pretrained`` directory or a Hub id.
+
+    Raises :class:`ModelLoadError` that says what was tried when neither
+    works.
+    """
+
+    def loader(source: str) -> PreTrainedTokenizerBase:
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(source)
+        return tokenizer
+
+    return _load("tokenizer", name_or_path, loader)

@@ -1,0 +1,102 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from lm import load_model, load_tokenizer
+from lm.pretrain import main
+
+FAST = [
+    "--max-chars=20000",
+    "--vocab-size=300",
+    "--block-size=32",
+    "--batch-size=4",
+    "--eval-batches=2",
+    "--quiet",
+]
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    assert main(["--preset=tiny", "--steps=2", f"--out={first}", "--eval-every=1", *FAST]) == 0
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "run_metadata.json",
+        "metrics.json",
+        "metrics.jsonl",
+        "loss_curve.png",
+        "training_state.pt",
+    ):
+        assert (first / name).is_file(), name
+    assert (first / "loss_curve.png").read_bytes().startswith(b"\x89PNG")
+    assert [r["step"] for r in read_log(first / "metrics.jsonl")] == [0, 1, 2]
+    metrics = json.loads((first / "metrics.json").read_text())
+    assert metrics["step"] == 2 and metrics["train_tokens"] == 2 * 4 * 32
+    assert metrics["val_loss"] < metrics["initial_val_loss"]
+    metadata = json.loads((first / "run_metadata.json").read_text())
+    assert "git_sha" in metadata and metadata["preset"] == "tiny"
+    assert metadata["corpus"]["source"] == "stdlib"
+
+    model, tokenizer = load_model(first), load_tokenizer(first)
+    assert model.config.vocab_size == len(tokenizer) <= 300
+
+    second = tmp_path / "second"
+    argv = ["--steps=3", f"--out={second}", f"--resume={first}", "--eval-every=1", *FAST]
+    assert main(argv) == 0
+    assert [r["step"] for r in read_log(second / "metrics.jsonl")] == [0, 1, 2, 3]
+    assert torch.load(second / "training_state.pt", weights_only=True)["step"] == 3
+    resumed = json.loads((second / "metrics.json").read_text())
+    assert resumed["step"] == 3 and resumed["train_tokens"] == 4 * 32
+    assert resumed["initial_val_loss"] == metrics["initial_val_loss"]
+
+
+@pytest.mark.slow
+def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    options = ["--preset=llama-tiny", "--schedule=constant", "--eval-every=10", *FAST]
+    assert main([*options, "--steps=3", f"--out={straight}"]) == 0
+    assert main([*options, "--steps=2", f"--out={split}"]) == 0
+    assert main([*options, "--steps=3", f"--out={split}", f"--resume={split}"]) == 0
+    a, b = load_model(straight), load_model(split)
+    for (name, left), right in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(left, right, atol=1e-6), name
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--preset=huge"], "Unknown model preset 'huge'; available presets: llama-tiny, small"),
+        (["--corpus=/no/such/corpus"], "does not exist"),
+        (["--block-size=1000"], "exceeds the model's context of 256"),
+        (["--tokenizer=/no/such/tokenizer"], "Could not load a tokenizer"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    assert main(["--steps=1", f"--out={tmp_path / 'out'}", *FAST, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--steps=1", f"--out={tmp_path / 'a'}", f"--resume={tmp_path}", *FAST]) == 2
+    assert "no training_state.pt there to resume from" in capsys.readouterr().err
+    assert main(["--steps=1", f"--out={tmp_path / 'b'}", *FAST]) == 0
+    assert main(["--steps=2", f"--out={tmp_path / 'b'}", *FAST]) == 2
+    assert "already holds a checkpoint" in capsys.readouterr().err
+
+
+def test_steps_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--steps=0", f"--out={tmp_path}"])
