@@ -21,7 +21,9 @@ fail() { log "FAIL: $*"; exit 1; }
 # BuildGrid 0.9 needs Python 3.13.
 venv="$cache_root/buildgrid-venv"
 if [[ ! -x "$venv/bin/bgd" ]]; then
-  python313="$(command -v python3.13 || true)"
+  python313=""
+  # A pyenv shim named python3.13 exists even where 3.13 is not active: run it to be sure.
+  python3.13 -c "" 2>/dev/null && python313="$(command -v python3.13)"
   if [[ -z "$python313" ]] && command -v pyenv >/dev/null; then
     version="$(pyenv versions --bare | grep -E '^3\.13' | sort -V | tail -n 1)"
     [[ -n "$version" ]] && python313="$(pyenv prefix "$version")/bin/python3.13"
