@@ -67,7 +67,7 @@ def train_step(
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss = causal_lm_loss(model, input_ids)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     if max_grad_norm is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
