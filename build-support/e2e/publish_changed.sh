@@ -36,7 +36,8 @@ log "images in the repository: ${all_images[*]}"
 published_with_tag() {
   local tag="$1" image
   for image in "${all_images[@]}"; do
-    if curl -fsS "http://$registry/v2/$image/tags/list" 2>/dev/null |
+    # An image never pushed has no tags list: the registry answers 404.
+    if { curl -fsS "http://$registry/v2/$image/tags/list" 2>/dev/null || echo '{}'; } |
       python3 -c 'import json,sys; sys.exit(0 if sys.argv[1] in (json.load(sys.stdin).get("tags") or []) else 1)' "$tag"; then
       echo "$image"
     fi
@@ -88,5 +89,5 @@ if ! podman run --rm "$image" --help >"$work/run.log" 2>&1; then
   podman rm -f "$container" >/dev/null
 fi
 grep -q "usage:" "$work/run.log" || { cat "$work/run.log" >&2; fail "no usage text from the image."; }
-log "the published image runs: $(head -1 "$work/run.log")"
+log "the published image runs: $(grep -m1 "usage:" "$work/run.log")"
 cat "$work/summary"
