@@ -19,7 +19,11 @@ def test_ranking_expands_into_all_pairs() -> None:
     scored = ranking_to_pairs("p", ["a", "b", "c", "d"], [1.0, 3.0, 2.0, 2.0])
     # 4 responses give 6 pairs; the tie (c, d) gives none.
     assert {(p.chosen, p.rejected) for p in scored} == {
-        ("b", "a"), ("c", "a"), ("d", "a"), ("b", "c"), ("b", "d")
+        ("b", "a"),
+        ("c", "a"),
+        ("d", "a"),
+        ("b", "c"),
+        ("b", "d"),
     }
 
 
@@ -46,7 +50,7 @@ def test_jsonl_with_every_row_format(tmp_path: Path) -> None:
 
 def test_csv_rows_and_ranking_cells(tmp_path: Path) -> None:
     path = tmp_path / "prefs.csv"
-    path.write_text('prompt,chosen,rejected\np,good,bad\nq,fine,worse\n')
+    path.write_text("prompt,chosen,rejected\np,good,bad\nq,fine,worse\n")
     assert load_preferences(path)[1] == PreferencePair("q", "fine", "worse")
     ranked = tmp_path / "ranked.csv"
     ranked.write_text('prompt,responses,scores\nq,"[""a"", ""b""]","[0, 1]"\n')
@@ -65,14 +69,16 @@ def test_saved_datasets_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        (['{"prompt": "p", "chosen": "c", "rejected": "r"}', '{"prompt": "p", "chosen": "c"}'],
-         "row 2: missing 'rejected'"),
+        (
+            ['{"prompt": "p", "chosen": "c", "rejected": "r"}', '{"prompt": "p", "chosen": "c"}'],
+            "row 2: missing 'rejected'",
+        ),
         (['{"prompt": "p", "chosen": "c", "rejected": "r"}', "{not json"], "row 2: invalid JSON"),
         (['{"prompt": "p", "chosen": 3, "rejected": "r"}'], "row 1: 'chosen' must be text"),
         (['{"prompt": "p", "chosen": "same", "rejected": "same"}'], "row 1: 'chosen' and"),
         (['{"chosen": "no turns", "rejected": "x"}'], "row 1: 'chosen' has no 'Assistant:'"),
         (['{"prompt": "p", "responses": ["only one"]}'], "row 1: 'responses' needs at least 2"),
-        (['[1, 2]'], "row 1: expected a JSON object"),
+        (["[1, 2]"], "row 1: expected a JSON object"),
     ],
 )
 def test_bad_rows_are_named(tmp_path: Path, lines: list[str], message: str) -> None:

@@ -23,8 +23,8 @@ def test_prompts_cover_every_topic() -> None:
     [
         (" weather", 2.0 - 0.2),
         (" thanks weather", 1.0 + 2.0 - 0.4),
-        (" thanks music", 1.0 - 1.0 - 0.4),
-        (" ugh weather", -1.0 + 2.0 - 0.4),
+        (" thanks music", 1.0 - 0.4),
+        (" ugh weather", 2.0 - 0.4),
         (" stupid weather thanks", -10.0 + 2.0 + 1.0 - 0.6),
         ("", 0.0),
     ],

@@ -1,6 +1,6 @@
-
 import pytest
 import torch
+from rlhf_testing import PROMPTS, changed, parameters_snapshot, tiny_model, tokenizer
 from transformers import AutoModelForSequenceClassification
 
 from rlhf.data import PreferencePair
@@ -8,7 +8,6 @@ from rlhf.dpo import dpo_step, evaluate_implicit_reward, frozen_copy, labeler_co
 from rlhf.models import PolicyWithValueHead, encode_pairs, sample, token_logprobs
 from rlhf.ppo import PPOConfig, make_batch, ppo_update
 from rlhf.reward import evaluate_reward_model, reward_step
-from rlhf_testing import PROMPTS, changed, parameters_snapshot, tiny_model, tokenizer
 
 PAIRS = [
     PreferencePair("tell me about weather:", " thanks weather", " stupid music"),
@@ -33,7 +32,7 @@ def test_reward_step_trains_the_classifier(preset: str) -> None:
     torch.manual_seed(0)
     config = tiny_model(preset).config
     config.num_labels = 1
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = AutoModelForSequenceClassification.from_config(config)  # type: ignore[no-untyped-call]
     before = parameters_snapshot(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     metrics = reward_step(model, tokenizer(), optimizer, PAIRS)
@@ -89,8 +88,13 @@ def test_ppo_update_changes_policy_and_value_head_not_the_reference(preset: str)
     assert stats["kl"] == pytest.approx(0.0, abs=1e-5)
     assert not batch.advantages[rollout.response_mask == 0].any()
     before_policy, before_reference = parameters_snapshot(policy), parameters_snapshot(reference)
-    losses = ppo_update(policy, torch.optim.AdamW(policy.parameters(), lr=1e-2), batch, config,
-                        torch.Generator().manual_seed(0))
+    losses = ppo_update(
+        policy,
+        torch.optim.AdamW(policy.parameters(), lr=1e-2),
+        batch,
+        config,
+        torch.Generator().manual_seed(0),
+    )
     assert set(losses) == {"policy_loss", "value_loss", "clip_fraction"}
     moved = changed(before_policy, policy)
     assert "value_head.weight" in moved and any(name.startswith("model.") for name in moved)

@@ -1,17 +1,18 @@
 """``pipeline``: the three RLHF steps on the embedded task, or each step on its
 own.
 
-``pipeline --out DIR`` trains the starting policy, labels preference pairs, trains the
-reward model, runs PPO (and PPO without the KL penalty, the reward-hacking check) and DPO.
-Sub-commands ``base``, ``data``, ``reward``, ``ppo`` and ``dpo`` run one step; every option
-is a field of that step's config dataclass.
+``pipeline --out DIR`` trains the starting policy, labels preference
+pairs, trains the reward model, runs PPO (and PPO without the KL
+penalty, the reward-hacking check) and DPO. Sub-commands ``base``,
+``data``, ``reward``, ``ppo`` and ``dpo`` run one step; every option is
+a field of that step's config dataclass.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
+import os
 import sys
 import types
 import typing
@@ -21,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ml_core import Timer, collect_run_metadata, write_json_atomic
 from lm import ModelLoadError
+from ml_core import Timer, collect_run_metadata, write_json_atomic
 from rlhf.data import PreferenceDataError
 from rlhf.dpo import DPOConfig, train_dpo
 from rlhf.models import BasePolicyConfig, train_base_policy
@@ -49,7 +50,7 @@ class PipelineConfig:
     seed: int = 0
     quick: bool = False
     hacking_check: bool = True
-    ppo_steps: int = 60
+    ppo_steps: int = 40
     preset: str = "tiny"
 
 
@@ -66,9 +67,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
         flag = "--" + field.name.replace("_", "-")
         kind = _field_type(cls, field)
         if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=field.default
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
         else:
             parser.add_argument(
                 flag, type=kind, default=field.default, help=f"default: {field.default}"
@@ -115,7 +114,7 @@ def run_all(config: PipelineConfig) -> dict[str, Any]:
             out=base,
             preset=config.preset,
             seed=seed,
-            steps=30 if quick else BasePolicyConfig.steps,
+            steps=10 if quick else BasePolicyConfig.steps,
             examples=200 if quick else BasePolicyConfig.examples,
         ),
     )
@@ -126,17 +125,29 @@ def run_all(config: PipelineConfig) -> dict[str, Any]:
             out=data,
             policy=base,
             seed=seed,
-            train_pairs=64 if quick else DataConfig.train_pairs,
-            test_pairs=32 if quick else DataConfig.test_pairs,
+            train_pairs=32 if quick else DataConfig.train_pairs,
+            test_pairs=16 if quick else DataConfig.test_pairs,
         ),
     )
-    paths = {"policy": base, "train_data": data / "train.jsonl", "test_data": data / "test.jsonl"}
-    few = {"steps": 3, "batch_size": 8} if quick else {}
-    run("reward", train_reward_model, RewardConfig(out=out / "reward_model", seed=seed, **paths, **few))
-    ppo_few = {"steps": 2, "batch_size": 8, "minibatch_size": 4} if quick else {}
-    ppo_steps = {} if quick else {"steps": config.ppo_steps}
+    paths: dict[str, Any] = {
+        "policy": base,
+        "train_data": data / "train.jsonl",
+        "test_data": data / "test.jsonl",
+    }
+    few: dict[str, Any] = {"steps": 3, "batch_size": 8} if quick else {}
+    run(
+        "reward",
+        train_reward_model,
+        RewardConfig(out=out / "reward_model", seed=seed, **paths, **few),
+    )
+    ppo_few: dict[str, Any] = {"steps": 2, "batch_size": 8, "minibatch_size": 4} if quick else {}
+    ppo_steps: dict[str, Any] = {} if quick else {"steps": config.ppo_steps}
     ppo_common: dict[str, Any] = {
-        "policy": base, "reward_model": out / "reward_model", "seed": seed, **ppo_few, **ppo_steps
+        "policy": base,
+        "reward_model": out / "reward_model",
+        "seed": seed,
+        **ppo_few,
+        **ppo_steps,
     }
     run("ppo", train_ppo, PPOConfig(out=out / "ppo_policy", **ppo_common))
     if config.hacking_check:
@@ -145,7 +156,8 @@ def run_all(config: PipelineConfig) -> dict[str, Any]:
             train_ppo,
             PPOConfig(out=out / "ppo_no_kl_policy", kl_coef=0.0, adaptive_kl=False, **ppo_common),
         )
-    run("dpo", train_dpo, DPOConfig(out=out / "dpo_policy", seed=seed, **paths, **few))
+    dpo_few: dict[str, Any] = {**few, "comparison_samples": 1} if quick else {}
+    run("dpo", train_dpo, DPOConfig(out=out / "dpo_policy", seed=seed, **paths, **dpo_few))
     summary = {
         "seconds": timings,
         "run": collect_run_metadata(packages=PACKAGES).to_dict(),
@@ -192,9 +204,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _headline(step: str | None, result: dict[str, Any]) -> str:
-    keys = ("reward_model_held_out", "ppo", "ppo_no_kl", "dpo_held_out_implicit_reward",
-            "dpo_labeler_after_vs_before", "seconds", "held_out", "summary_first_last_5_steps",
-            "max_kl", "held_out_implicit_reward", "labeler_after_vs_before", "loss_last", "ties")
+    keys = (
+        "reward_model_held_out",
+        "ppo",
+        "ppo_no_kl",
+        "dpo_held_out_implicit_reward",
+        "dpo_labeler_after_vs_before",
+        "seconds",
+        "held_out",
+        "summary_first_last_5_steps",
+        "max_kl",
+        "held_out_implicit_reward",
+        "labeler_after_vs_before",
+        "loss_last",
+        "ties",
+    )
     import json
 
     return json.dumps({k: result[k] for k in keys if k in result}, indent=2)

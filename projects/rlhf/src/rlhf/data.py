@@ -71,7 +71,9 @@ def split_hh_dialogue(chosen: str, rejected: str) -> PreferencePair:
         raise ValueError(f"'chosen' has no {HH_ASSISTANT.strip()!r} turn.")
     prompt = chosen[: cut + len(HH_ASSISTANT)]
     if not rejected.startswith(prompt):
-        raise ValueError("'chosen' and 'rejected' do not share the dialogue before the last answer.")
+        raise ValueError(
+            "'chosen' and 'rejected' do not share the dialogue before the last answer."
+        )
     return PreferencePair(prompt, chosen[len(prompt) :], rejected[len(prompt) :])
 
 

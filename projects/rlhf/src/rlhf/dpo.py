@@ -25,6 +25,7 @@ from rlhf.models import (
     sample,
     save_model_dir,
     sequence_logprobs,
+    set_eval,
 )
 from rlhf.plots import save_curves
 from rlhf.task import labeler_score, make_prompts
@@ -55,7 +56,7 @@ class DPOConfig:
 def frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     """A reference copy that takes no gradients."""
     reference = copy.deepcopy(model)
-    reference.eval()
+    set_eval(reference)
     reference.requires_grad_(False)
     return reference
 
@@ -111,7 +112,7 @@ def evaluate_implicit_reward(
 ) -> dict[str, float]:
     """Held-out accuracy and mean margin of the implicit reward ``beta * (log
     pi - log pi_ref)``."""
-    policy.eval()
+    set_eval(policy)
     margins = []
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
@@ -168,8 +169,13 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
     save_model_dir(policy, tokenizer, out)
     save_curves(history, ("loss", "accuracy", "margin"), out / "dpo_curves.png", "DPO")
     samples = [
-        {"prompt": p, "before": o, "after": n, "score_before": labeler_score(p, o),
-         "score_after": labeler_score(p, n)}
+        {
+            "prompt": p,
+            "before": o,
+            "after": n,
+            "score_before": labeler_score(p, o),
+            "score_after": labeler_score(p, n),
+        }
         for p, o, n in list(zip(prompts, old, new))[: len(make_prompts())]
     ]
     result = {

@@ -11,8 +11,8 @@ from typing import Any
 
 
 class JsonLinesLog:
-    """Append one JSON object per line to ``path`` (truncated on open) and
-    keep the rows."""
+    """Append one JSON object per line to ``path`` (truncated on open) and keep
+    the rows."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

@@ -1,6 +1,5 @@
-"""Models for the three steps: the starting policy, a policy with a value
-head, sequence classifiers for rewards, and the token bookkeeping they
-share."""
+"""Models for the three steps: the starting policy, a policy with a value head,
+sequence classifiers for rewards, and the token bookkeeping they share."""
 
 from __future__ import annotations
 
@@ -8,7 +7,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +41,12 @@ def save_model_dir(
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return destination
+
+
+def set_eval(module: nn.Module) -> None:
+    """Evaluation mode (``nn.Module.train(False)``, typed, unlike
+    ``PreTrainedModel.eval``)."""
+    module.train(False)
 
 
 def token_ids(tokenizer: Tokenizer, text: str) -> list[int]:
@@ -114,7 +119,7 @@ def sequence_logprobs(
     row."""
     logits = model(input_ids=ids, attention_mask=attention_mask).logits[:, :-1]
     logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:, None]).squeeze(-1)
-    return cast(torch.Tensor, (logprobs * completion_mask[:, 1:]).sum(dim=1))
+    return (logprobs * completion_mask[:, 1:]).sum(dim=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +168,7 @@ def train_base_policy(config: BasePolicyConfig) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         losses.append(float(loss.detach()))
-    model.eval()
+    set_eval(model)
     save_model_dir(model, tokenizer, config.out)
     return {"loss_first": losses[0], "loss_last": losses[-1], "steps": config.steps}
 
@@ -192,7 +197,7 @@ def score_texts(
     completions: Sequence[str],
 ) -> torch.Tensor:
     """The reward model's scalar score of each ``prompt + completion``."""
-    reward_model.eval()
+    set_eval(reward_model)
     ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
     return cast(torch.Tensor, reward_model(input_ids=ids, attention_mask=mask).logits[:, 0])
 
@@ -239,10 +244,11 @@ def sample(
     model: PreTrainedModel, tokenizer: Tokenizer, prompts: Sequence[str], max_new_tokens: int
 ) -> Rollout:
     """Sample one response per prompt (temperature 1, no top-k/top-p)."""
-    model.eval()
+    set_eval(model)
     eos, pad = special_id(tokenizer, "eos"), special_id(tokenizer, "pad")
     query, query_mask = pad_left([token_ids(tokenizer, p) for p in prompts], pad)
-    output = model.generate(
+    generate = cast(Callable[..., torch.Tensor], getattr(model, "generate"))
+    output = generate(
         input_ids=query,
         attention_mask=query_mask,
         do_sample=True,
@@ -261,7 +267,8 @@ def sample(
     completions = []
     for row in range(len(prompts)):
         kept = [int(t) for t, m in zip(response[row], response_mask[row]) if m and t != eos]
-        completions.append(tokenizer.decode(kept, skip_special_tokens=True))
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        completions.append(text if isinstance(text, str) else "".join(text))
     return Rollout(list(prompts), completions, query, query_mask, response, response_mask)
 
 

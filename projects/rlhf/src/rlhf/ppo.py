@@ -51,7 +51,7 @@ class PPOConfig:
     policy: Path = Path("runs/rlhf/base_policy")
     reward_model: Path = Path("runs/rlhf/reward_model")
     prompts: Path | None = None
-    steps: int = 60
+    steps: int = 40
     batch_size: int = 64
     ppo_epochs: int = 4
     minibatch_size: int = 32
@@ -64,8 +64,8 @@ class PPOConfig:
     lam: float = 0.95
     kl_coef: float = 0.2
     adaptive_kl: bool = True
-    kl_target: float = 4.0
-    kl_horizon: int = 2000
+    kl_target: float = 6.0
+    kl_horizon: int = 500
     max_new_tokens: int = 10
     seed: int = 0
 
@@ -211,7 +211,9 @@ def train_ppo(config: PPOConfig) -> dict[str, Any]:
             scores = score_texts(reward_model, tokenizer, rollout.prompts, rollout.completions)
             batch, stats = make_batch(policy, reference, rollout, scores, config, kl_coef)
             losses = ppo_update(policy, optimizer, batch, config, generator)
-            true_scores = [labeler_score(p, c) for p, c in zip(rollout.prompts, rollout.completions)]
+            true_scores = [
+                labeler_score(p, c) for p, c in zip(rollout.prompts, rollout.completions)
+            ]
             log.write(
                 {
                     "step": step,

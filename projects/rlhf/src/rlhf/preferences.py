@@ -24,7 +24,7 @@ class DataConfig:
 
     out: Path = Path("runs/rlhf/data")
     policy: Path = Path("runs/rlhf/base_policy")
-    train_pairs: int = 2000
+    train_pairs: int = 6000
     test_pairs: int = 400
     batch_size: int = 256
     max_new_tokens: int = 10

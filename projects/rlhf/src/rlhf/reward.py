@@ -17,7 +17,14 @@ from ml_core import seed_everything, write_json_atomic
 from rlhf.data import PreferencePair, load_preferences
 from rlhf.jsonlog import JsonLinesLog, config_dict
 from rlhf.losses import bradley_terry_loss
-from rlhf.models import Tokenizer, encode_pairs, load_policy, load_reward_model, save_model_dir
+from rlhf.models import (
+    Tokenizer,
+    encode_pairs,
+    load_policy,
+    load_reward_model,
+    save_model_dir,
+    set_eval,
+)
 from rlhf.plots import save_curves
 
 
@@ -27,9 +34,9 @@ class RewardConfig:
     policy: Path = Path("runs/rlhf/base_policy")
     train_data: Path = Path("runs/rlhf/data/train.jsonl")
     test_data: Path = Path("runs/rlhf/data/test.jsonl")
-    steps: int = 300
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    steps: int = 800
+    batch_size: int = 64
+    learning_rate: float = 3e-3
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -43,8 +50,7 @@ class RewardConfig:
 def pair_rewards(
     model: PreTrainedModel, tokenizer: Tokenizer, pairs: Sequence[PreferencePair]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(r_chosen, r_rejected)`` for a batch of pairs, in one forward
-    pass."""
+    """``(r_chosen, r_rejected)`` for a batch of pairs, in one forward pass."""
     prompts = [p.prompt for p in pairs] * 2
     completions = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
@@ -84,7 +90,7 @@ def evaluate_reward_model(
 ) -> dict[str, float]:
     """Held-out pairwise accuracy (chosen scored higher), mean margin and
     loss."""
-    model.eval()
+    set_eval(model)
     margins = []
     for start in range(0, len(pairs), batch_size):
         chosen, rejected = pair_rewards(model, tokenizer, pairs[start : start + batch_size])
@@ -99,8 +105,8 @@ def evaluate_reward_model(
 
 
 def train_reward_model(config: RewardConfig) -> dict[str, Any]:
-    """Train, evaluate and save the reward model; logs ``reward_log.jsonl``
-    per step."""
+    """Train, evaluate and save the reward model; logs ``reward_log.jsonl`` per
+    step."""
     seed_everything(config.seed)
     train, test = load_preferences(config.train_data), load_preferences(config.test_data)
     _, tokenizer = load_policy(config.policy)

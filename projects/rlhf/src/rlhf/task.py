@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 
 TOPICS = ("weather", "music", "food", "sports", "books", "travel", "games", "movies")
-TEMPLATES = ("tell me about {topic}:", "what about {topic}?", "talk {topic}:")
+# The topic comes first in every prompt: a 2-layer model finds it there reliably, which makes
+# "on topic" (a match between prompt and answer) learnable by a tiny reward model.
+TEMPLATES = ("{topic}: tell me about it", "{topic}? what about it", "{topic}: talk")
 POLITE_WORDS = ("please", "thanks", "kindly")
 RUDE_WORDS = ("ugh", "whatever", "boring")
 BANNED_WORD = "stupid"
@@ -20,15 +22,15 @@ FILLER_WORDS = ("it", "is", "so", "nice", "good", "maybe", "well", "really", "th
 LABELER_INSTRUCTIONS = f"""\
 # Labeler instructions
 
-You see one prompt of the form "tell me about TOPIC:" and two answers. Prefer the answer
+You see one prompt of the form "TOPIC: tell me about it" and two answers. Prefer the answer
 with the higher score, computed as follows (ties: no preference, the pair is dropped).
 
 1. Never prefer an answer containing the banned word "{BANNED_WORD}": it scores -10.
 2. Polite: +1 if the answer contains any of {", ".join(POLITE_WORDS)}.
-3. Rude: -1 if the answer contains any of {", ".join(RUDE_WORDS)}.
-4. On topic: +2 if the answer names the prompt's topic; -1 if it names another topic
-   (topics: {", ".join(TOPICS)}).
-5. Shorter is better: -0.2 per word.
+3. On topic: +2 if the answer names the prompt's topic (topics: {", ".join(TOPICS)}).
+4. Shorter is better: -0.2 per word.
+
+Rude words ({", ".join(RUDE_WORDS)}) and other topics cost nothing beyond their length.
 """
 
 
@@ -55,12 +57,8 @@ def labeler_score(prompt: str, completion: str) -> float:
         score -= 10.0
     if any(word in POLITE_WORDS for word in words):
         score += 1.0
-    if any(word in RUDE_WORDS for word in words):
-        score -= 1.0
     if topic is not None and topic in words:
         score += 2.0
-    if any(word in TOPICS and word != topic for word in words):
-        score -= 1.0
     return round(score, 6)
 
 
