@@ -38,7 +38,7 @@ class DPOConfig:
     train_data: Path = Path("runs/rlhf/data/train.jsonl")
     test_data: Path = Path("runs/rlhf/data/test.jsonl")
     beta: float = 0.1
-    steps: int = 300
+    steps: int = 500
     batch_size: int = 32
     learning_rate: float = 1e-3
     comparison_samples: int = 8

@@ -34,7 +34,7 @@ class RewardConfig:
     policy: Path = Path("runs/rlhf/base_policy")
     train_data: Path = Path("runs/rlhf/data/train.jsonl")
     test_data: Path = Path("runs/rlhf/data/test.jsonl")
-    steps: int = 800
+    steps: int = 1200
     batch_size: int = 64
     learning_rate: float = 3e-3
     seed: int = 0
