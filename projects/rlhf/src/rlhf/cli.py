@@ -32,7 +32,7 @@ from rlhf.preferences import DataConfig, make_preference_data
 from rlhf.reward import RewardConfig, train_reward_model
 
 PROG = "pipeline"
-PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "trl")
+PACKAGES = ("torch", "transformers", "tokenizers", "numpy")
 STEPS: dict[str, tuple[type[Any], Callable[[Any], dict[str, Any]], str]] = {
     "base": (BasePolicyConfig, train_base_policy, "train the starting policy on the task"),
     "data": (DataConfig, make_preference_data, "sample and label preference pairs"),
