@@ -15,6 +15,7 @@ from rlhf.losses import (
     masked_mean,
     masked_whiten,
     ppo_total_loss,
+    standardize,
 )
 
 
@@ -99,3 +100,8 @@ def test_adaptive_kl_coefficient_moves_towards_the_target() -> None:
     assert adaptive_kl_coef(0.2, 6.0, 4.0, 100, 1000) == pytest.approx(0.2 * 1.02)  # clipped
     assert adaptive_kl_coef(0.2, 3.6, 4.0, 100, 1000) == pytest.approx(0.2 * 0.99)
     assert adaptive_kl_coef(0.2, 4.0, 4.0, 100, 1000) == pytest.approx(0.2)
+
+
+def test_standardize_scores() -> None:
+    values = standardize(torch.tensor([1.0, 3.0]))
+    assert values.tolist() == pytest.approx([-1.0, 1.0], abs=1e-6)

@@ -25,6 +25,11 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values - mean) * torch.rsqrt(variance + 1e-8) * mask
 
 
+def standardize(values: torch.Tensor) -> torch.Tensor:
+    """``values`` shifted and scaled to zero mean and unit standard deviation."""
+    return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
+
+
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
     """Pairwise reward-model loss: mean of ``-log sigmoid(r_chosen -
     r_rejected)``."""

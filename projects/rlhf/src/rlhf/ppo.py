@@ -27,6 +27,7 @@ from rlhf.losses import (
     kl_penalty_rewards,
     masked_mean,
     masked_whiten,
+    standardize,
     ppo_total_loss,
 )
 from rlhf.models import (
@@ -58,10 +59,11 @@ class PPOConfig:
     learning_rate: float = 1e-3
     clip_range: float = 0.2
     value_clip_range: float = 0.2
-    value_coef: float = 0.5
+    value_coef: float = 0.1
     entropy_coef: float = 0.01
     gamma: float = 1.0
     lam: float = 0.95
+    normalize_scores: bool = True
     kl_coef: float = 0.2
     adaptive_kl: bool = True
     kl_target: float = 6.0
@@ -209,7 +211,10 @@ def train_ppo(config: PPOConfig) -> dict[str, Any]:
             batch_prompts = [rng.choice(prompts) for _ in range(config.batch_size)]
             rollout = sample(model, tokenizer, batch_prompts, config.max_new_tokens)
             scores = score_texts(reward_model, tokenizer, rollout.prompts, rollout.completions)
-            batch, stats = make_batch(policy, reference, rollout, scores, config, kl_coef)
+            # Reward-model scores have an arbitrary scale; standardising them per batch keeps the
+            # value loss (and its gradient into the shared trunk) and the KL trade-off at O(1).
+            rewards = standardize(scores) if config.normalize_scores else scores
+            batch, stats = make_batch(policy, reference, rollout, rewards, config, kl_coef)
             losses = ppo_update(policy, optimizer, batch, config, generator)
             true_scores = [
                 labeler_score(p, c) for p, c in zip(rollout.prompts, rollout.completions)
