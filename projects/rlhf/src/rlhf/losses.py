@@ -26,7 +26,8 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def standardize(values: torch.Tensor) -> torch.Tensor:
-    """``values`` shifted and scaled to zero mean and unit standard deviation."""
+    """``values`` shifted and scaled to zero mean and unit standard
+    deviation."""
     return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
 
 

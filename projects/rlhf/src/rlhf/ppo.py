@@ -27,8 +27,8 @@ from rlhf.losses import (
     kl_penalty_rewards,
     masked_mean,
     masked_whiten,
-    standardize,
     ppo_total_loss,
+    standardize,
 )
 from rlhf.models import (
     PolicyWithValueHead,
