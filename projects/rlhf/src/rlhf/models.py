@@ -1,0 +1,292 @@
+"""Models for the three steps: the starting policy, a policy with a value head,
+sequence classifiers for rewards, and the token bookkeeping they share."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from lm import build_model, load_model, load_tokenizer, train_tokenizer
+from rlhf.task import task_corpus
+
+Tokenizer = PreTrainedTokenizerBase
+
+
+def save_model_dir(
+    model: PreTrainedModel, tokenizer: Tokenizer, out: str | os.PathLike[str]
+) -> Path:
+    """``save_pretrained`` model and tokenizer into ``out``, atomically: a
+    sibling temporary directory renamed into place."""
+    destination = Path(out)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
+    try:
+        model.save_pretrained(temporary)
+        tokenizer.save_pretrained(temporary)
+        if destination.exists():
+            shutil.rmtree(destination)
+        os.replace(temporary, destination)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return destination
+
+
+def set_eval(module: nn.Module) -> None:
+    """Evaluation mode (``nn.Module.train(False)``, typed, unlike
+    ``PreTrainedModel.eval``)."""
+    module.train(False)
+
+
+def token_ids(tokenizer: Tokenizer, text: str) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return [int(i) for i in ids]
+
+
+def special_id(tokenizer: Tokenizer, name: str) -> int:
+    value = getattr(tokenizer, f"{name}_token_id")
+    if not isinstance(value, int):
+        raise ValueError(f"The tokenizer has no {name} token.")
+    return value
+
+
+def pad_left(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` of ``sequences`` padded on the left."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        if sequence:
+            ids[row, width - len(sequence) :] = torch.tensor(sequence)
+            mask[row, width - len(sequence) :] = 1
+    return ids, mask
+
+
+def pad_right(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` of ``sequences`` padded on the right."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so left padding does not shift
+    them."""
+    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+
+
+def encode_pairs(
+    tokenizer: Tokenizer, prompts: Sequence[str], completions: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ``prompt + completion + eos``: ``(ids, attention_mask,
+    completion_mask)``."""
+    eos = special_id(tokenizer, "eos")
+    sequences, completion_spans = [], []
+    for prompt, completion in zip(prompts, completions, strict=True):
+        prompt_ids = token_ids(tokenizer, prompt)
+        completion_ids = token_ids(tokenizer, completion) + [eos]
+        sequences.append(prompt_ids + completion_ids)
+        completion_spans.append((len(prompt_ids), len(prompt_ids) + len(completion_ids)))
+    ids, mask = pad_right(sequences, special_id(tokenizer, "pad"))
+    completion_mask = torch.zeros_like(mask)
+    for row, (start, end) in enumerate(completion_spans):
+        completion_mask[row, start:end] = 1
+    return ids, mask, completion_mask
+
+
+def sequence_logprobs(
+    model: PreTrainedModel,
+    ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Sum of the log-probabilities ``model`` gives the completion tokens, per
+    row."""
+    logits = model(input_ids=ids, attention_mask=attention_mask).logits[:, :-1]
+    logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, ids[:, 1:, None]).squeeze(-1)
+    return (logprobs * completion_mask[:, 1:]).sum(dim=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class BasePolicyConfig:
+    """The starting ("supervised") policy: a preset trained to imitate the
+    task's random answers."""
+
+    out: Path = Path("runs/rlhf/base_policy")
+    preset: str = "tiny"
+    examples: int = 4000
+    steps: int = 400
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("examples", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+
+
+def task_tokenizer(seed: int = 0) -> Tokenizer:
+    """A byte-level BPE trained on the task's texts: every task word becomes
+    one token."""
+    texts = [prompt + completion for prompt, completion in task_corpus(2000, seed)]
+    return train_tokenizer(texts, vocab_size=400, min_frequency=1)
+
+
+def train_base_policy(config: BasePolicyConfig) -> dict[str, Any]:
+    """Train the starting policy on the task corpus and save it to
+    ``config.out``."""
+    tokenizer = task_tokenizer(config.seed)
+    model = build_model(config.preset, tokenizer=tokenizer, seed=config.seed)
+    examples = task_corpus(config.examples, config.seed + 1)
+    ids, mask, _ = encode_pairs(tokenizer, [p for p, _ in examples], [c for _, c in examples])
+    labels = ids.masked_fill(mask == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    generator = torch.Generator().manual_seed(config.seed)
+    losses = []
+    model.train()
+    for _ in tqdm(range(config.steps), desc="base policy", unit="step"):
+        batch = torch.randint(0, len(ids), (config.batch_size,), generator=generator)
+        loss = model(input_ids=ids[batch], attention_mask=mask[batch], labels=labels[batch]).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    set_eval(model)
+    save_model_dir(model, tokenizer, config.out)
+    return {"loss_first": losses[0], "loss_last": losses[-1], "steps": config.steps}
+
+
+def load_policy(path: str | os.PathLike[str]) -> tuple[PreTrainedModel, Tokenizer]:
+    """A causal LM and its tokenizer from a directory (via ``libs/lm``)."""
+    tokenizer = load_tokenizer(path)
+    tokenizer.padding_side = "left"
+    return load_model(path), tokenizer
+
+
+def load_reward_model(path: str | os.PathLike[str]) -> PreTrainedModel:
+    """A one-output sequence classifier from a directory (a causal LM directory
+    gets a new head)."""
+    model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(
+        str(path), num_labels=1
+    )
+    return model
+
+
+@torch.no_grad()
+def score_texts(
+    reward_model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+) -> torch.Tensor:
+    """The reward model's scalar score of each ``prompt + completion``."""
+    set_eval(reward_model)
+    ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
+    return cast(torch.Tensor, reward_model(input_ids=ids, attention_mask=mask).logits[:, 0])
+
+
+class PolicyWithValueHead(nn.Module):
+    """A causal LM with a scalar value head on its last hidden state (shared
+    trunk)."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+        self.value_head = nn.Linear(int(model.config.hidden_size), 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, values)`` at every position."""
+        output = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            output_hidden_states=True,
+        )
+        values = self.value_head(output.hidden_states[-1]).squeeze(-1)
+        return output.logits, values
+
+
+@dataclasses.dataclass
+class Rollout:
+    """Sampled responses: left-padded queries and right-padded responses."""
+
+    prompts: list[str]
+    completions: list[str]
+    query: torch.Tensor
+    query_mask: torch.Tensor
+    response: torch.Tensor
+    response_mask: torch.Tensor
+
+
+@torch.no_grad()
+def sample(
+    model: PreTrainedModel, tokenizer: Tokenizer, prompts: Sequence[str], max_new_tokens: int
+) -> Rollout:
+    """Sample one response per prompt (temperature 1, no top-k/top-p)."""
+    set_eval(model)
+    eos, pad = special_id(tokenizer, "eos"), special_id(tokenizer, "pad")
+    query, query_mask = pad_left([token_ids(tokenizer, p) for p in prompts], pad)
+    generate = cast(Callable[..., torch.Tensor], getattr(model, "generate"))
+    output = generate(
+        input_ids=query,
+        attention_mask=query_mask,
+        do_sample=True,
+        top_k=0,
+        top_p=1.0,
+        temperature=1.0,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
+    response = output[:, query.shape[1] :]
+    is_eos = (response == eos).long()
+    # 1 through the first eos (inclusive); everything after it is padding.
+    response_mask = ((is_eos.cumsum(dim=1) - is_eos) == 0).long()
+    response = response.masked_fill(response_mask == 0, pad)
+    completions = []
+    for row in range(len(prompts)):
+        kept = [int(t) for t, m in zip(response[row], response_mask[row]) if m and t != eos]
+        text = tokenizer.decode(kept, skip_special_tokens=True)
+        completions.append(text if isinstance(text, str) else "".join(text))
+    return Rollout(list(prompts), completions, query, query_mask, response, response_mask)
+
+
+def response_logits(
+    policy: nn.Module, rollout: Rollout
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits (and values, for a :class:`PolicyWithValueHead`) predicting each
+    response token."""
+    ids = torch.cat([rollout.query, rollout.response], dim=1)
+    mask = torch.cat([rollout.query_mask, rollout.response_mask], dim=1)
+    start, end = rollout.query.shape[1] - 1, ids.shape[1] - 1
+    if isinstance(policy, PolicyWithValueHead):
+        logits, values = policy(ids, mask)
+        return logits[:, start:end], values[:, start:end]
+    output = policy(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
+    return output.logits[:, start:end], None
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each of ``tokens`` under ``logits``."""
+    return torch.gather(F.log_softmax(logits, dim=-1), 2, tokens[..., None]).squeeze(-1)

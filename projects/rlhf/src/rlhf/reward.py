@@ -1,0 +1,128 @@
+"""Reward model: a sequence classifier on the shared model, trained with the
+Bradley-Terry loss."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+from transformers import PreTrainedModel
+
+from ml_core import seed_everything, write_json_atomic
+from rlhf.data import PreferencePair, load_preferences
+from rlhf.jsonlog import JsonLinesLog, config_dict
+from rlhf.losses import bradley_terry_loss
+from rlhf.models import (
+    Tokenizer,
+    encode_pairs,
+    load_policy,
+    load_reward_model,
+    save_model_dir,
+    set_eval,
+)
+from rlhf.plots import save_curves
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardConfig:
+    out: Path = Path("runs/rlhf/reward_model")
+    policy: Path = Path("runs/rlhf/base_policy")
+    train_data: Path = Path("runs/rlhf/data/train.jsonl")
+    test_data: Path = Path("runs/rlhf/data/test.jsonl")
+    steps: int = 1200
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+        if self.learning_rate <= 0:
+            raise ValueError("--learning-rate must be positive.")
+
+
+def pair_rewards(
+    model: PreTrainedModel, tokenizer: Tokenizer, pairs: Sequence[PreferencePair]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(r_chosen, r_rejected)`` for a batch of pairs, in one forward pass."""
+    prompts = [p.prompt for p in pairs] * 2
+    completions = [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
+    rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0]
+    return rewards[: len(pairs)], rewards[len(pairs) :]
+
+
+def reward_step(
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    optimizer: torch.optim.Optimizer,
+    pairs: Sequence[PreferencePair],
+) -> dict[str, float]:
+    """One Bradley-Terry optimisation step; returns loss, accuracy and
+    margin."""
+    model.train()
+    chosen, rejected = pair_rewards(model, tokenizer, pairs)
+    loss = bradley_terry_loss(chosen, rejected)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    margin = (chosen - rejected).detach()
+    return {
+        "loss": float(loss.detach()),
+        "accuracy": float((margin > 0).float().mean()),
+        "margin": float(margin.mean()),
+    }
+
+
+@torch.no_grad()
+def evaluate_reward_model(
+    model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    pairs: Sequence[PreferencePair],
+    batch_size: int = 256,
+) -> dict[str, float]:
+    """Held-out pairwise accuracy (chosen scored higher), mean margin and
+    loss."""
+    set_eval(model)
+    margins = []
+    for start in range(0, len(pairs), batch_size):
+        chosen, rejected = pair_rewards(model, tokenizer, pairs[start : start + batch_size])
+        margins.append(chosen - rejected)
+    margin = torch.cat(margins)
+    return {
+        "accuracy": float((margin > 0).float().mean()),
+        "margin": float(margin.mean()),
+        "loss": float(bradley_terry_loss(margin, torch.zeros_like(margin))),
+        "pairs": len(pairs),
+    }
+
+
+def train_reward_model(config: RewardConfig) -> dict[str, Any]:
+    """Train, evaluate and save the reward model; logs ``reward_log.jsonl`` per
+    step."""
+    seed_everything(config.seed)
+    train, test = load_preferences(config.train_data), load_preferences(config.test_data)
+    _, tokenizer = load_policy(config.policy)
+    model = load_reward_model(config.policy)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    rng = random.Random(config.seed)
+    before = evaluate_reward_model(model, tokenizer, test)
+    out = config.out
+    with JsonLinesLog(out.parent / f"{out.name}_log.jsonl") as log:
+        for step in tqdm(range(1, config.steps + 1), desc="reward model", unit="step"):
+            batch = [rng.choice(train) for _ in range(config.batch_size)]
+            log.write({"step": step, **reward_step(model, tokenizer, optimizer, batch)})
+        history = log.rows
+    after = evaluate_reward_model(model, tokenizer, test)
+    save_model_dir(model, tokenizer, out)
+    save_curves(history, ("loss", "accuracy", "margin"), out / "reward_curves.png", "reward model")
+    metrics = {"config": config_dict(config), "held_out_before": before, "held_out": after}
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics
