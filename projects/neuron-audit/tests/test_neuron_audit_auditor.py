@@ -1,10 +1,10 @@
 import pytest
 import torch
+from neuron_audit_testing import TokenMLP, half_dead_mlp
 
 from lm import build_model
 from neuron_audit.auditor import AuditSettings, NeuronAuditor, run_audit
 from neuron_audit.stats import StatsConfig
-from neuron_audit_testing import TokenMLP, half_dead_mlp
 
 
 def test_known_fraction_of_dead_neurons_is_found_exactly() -> None:

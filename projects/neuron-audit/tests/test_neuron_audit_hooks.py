@@ -1,10 +1,10 @@
 import pytest
+from neuron_audit_testing import half_dead_mlp
 from torch import nn
 from transformers import BertConfig, BertModel
 
 from lm import build_model
 from neuron_audit.hooks import detect_family, find_capture_points
-from neuron_audit_testing import half_dead_mlp
 
 
 def test_gpt2_points_follow_block_structure() -> None:
@@ -33,7 +33,10 @@ def test_llama_points_use_the_gate_activation_and_o_proj() -> None:
 
 def test_bert_points_are_found_by_structure() -> None:
     config = BertConfig(
-        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
         intermediate_size=32,
     )
     points = find_capture_points(BertModel(config), ("mlp_post", "attn_out"))

@@ -1,11 +1,11 @@
 """Alert rules on dead ratios, e.g. ``"mlp_post.dead_ratio > 0.2"``.
 
 Grammar: ``[any|mean] KIND.METRIC OP VALUE`` where ``KIND`` is
-``mlp_pre``, ``mlp_post``, ``attn_out`` or ``*`` (all kinds),
-``METRIC`` is ``dead_ratio`` or ``mean_fire_frequency``, ``OP`` one of
-``> >= < <=`` and ``VALUE`` a number or a percentage (``20%``). ``any``
-(the default) fires when any single layer breaks the rule, ``mean``
-when the mean over layers does.
+``mlp_pre``, ``mlp_post``, ``attn_out`` or ``*`` (all kinds), ``METRIC``
+is ``dead_ratio`` or ``mean_fire_frequency``, ``OP`` one of ``> >= <
+<=`` and ``VALUE`` a number or a percentage (``20%``). ``any`` (the
+default) fires when any single layer breaks the rule, ``mean`` when the
+mean over layers does.
 """
 
 from __future__ import annotations

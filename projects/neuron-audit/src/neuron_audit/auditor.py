@@ -168,7 +168,9 @@ def run_audit(
     model.eval()
     try:
         with NeuronAuditor(model, config=settings.stats, kinds=kinds) as auditor:
-            for batch in tqdm(batches, desc="audit", unit="batch", disable=not progress, total=total):
+            for batch in tqdm(
+                batches, desc="audit", unit="batch", disable=not progress, total=total
+            ):
                 inputs = {name: tensor.to(device) for name, tensor in batch.items()}
                 auditor.set_mask(inputs.get("attention_mask"))
                 model(**inputs)

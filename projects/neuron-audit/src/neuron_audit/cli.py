@@ -341,7 +341,10 @@ def _run(argv: list[str]) -> int:
         )
     print(f"report: {args.out / 'report.html'}")
     if alerts:
-        print(f"{PROG}: {len(alerts)} alert(s) fired; see {args.out / 'alerts.jsonl'}", file=sys.stderr)
+        print(
+            f"{PROG}: {len(alerts)} alert(s) fired; see {args.out / 'alerts.jsonl'}",
+            file=sys.stderr,
+        )
         return EXIT_ALERT
     return 0
 

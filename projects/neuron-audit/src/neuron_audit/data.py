@@ -21,8 +21,7 @@ FALLBACK_PRESET = "tiny"
 
 
 def default_model() -> str:
-    """The lm lib's pretrained run when present, else the ``tiny``
-    preset."""
+    """The lm lib's pretrained run when present, else the ``tiny`` preset."""
     return str(DEFAULT_PRETRAINED) if (DEFAULT_PRETRAINED / "config.json").exists() else "tiny"
 
 
@@ -92,8 +91,7 @@ def padded_batches(
 
 
 def _trim(batch: dict[str, torch.Tensor], budget: int) -> dict[str, torch.Tensor]:
-    """Mask tokens beyond ``budget`` real ones (row-major order) as
-    padding."""
+    """Mask tokens beyond ``budget`` real ones (row-major order) as padding."""
     mask = batch["attention_mask"]
     keep = (mask.flatten().cumsum(0) <= budget).view_as(mask) & mask.bool()
     return {"input_ids": batch["input_ids"], "attention_mask": keep.to(mask.dtype)}

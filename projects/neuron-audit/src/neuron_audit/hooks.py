@@ -81,8 +81,8 @@ class CapturePoint:
 
 @dataclasses.dataclass(frozen=True)
 class BlockLayout:
-    """Attribute paths of one model family: blocks, MLP activation,
-    attention output."""
+    """Attribute paths of one model family: blocks, MLP activation, attention
+    output."""
 
     family: str
     blocks: str

@@ -21,9 +21,9 @@ class AuditCallback:
     """Watches the training forward passes of ``model`` through hooks.
 
     Call :meth:`on_step_end` after every optimiser step. Every
-    ``every_n_steps`` steps it appends one JSON line to ``log_path`` with
-    the dead ratio per layer and kind over the tokens seen since the
-    last line, checks ``rules`` (alerts go to ``alerts_path``), and
+    ``every_n_steps`` steps it appends one JSON line to ``log_path``
+    with the dead ratio per layer and kind over the tokens seen since
+    the last line, checks ``rules`` (alerts go to ``alerts_path``), and
     starts counting afresh. Memory stays constant. Call :meth:`close`
     (or use it as a context manager) to remove the hooks.
     """

@@ -53,7 +53,11 @@ def plot_frequency_heatmap(
         raise ValueError(f"No layers of kind {kind!r} to plot.")
     figure, axes = plt.subplots(figsize=(8, 1.2 + 0.35 * len(rows)))
     image = axes.imshow(
-        frequency_matrix(rows), aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0,
+        frequency_matrix(rows),
+        aspect="auto",
+        cmap="viridis",
+        vmin=0.0,
+        vmax=1.0,
         interpolation="nearest",
     )
     axes.set_yticks(range(len(rows)), [str(r["layer"]) for r in rows])
@@ -67,8 +71,7 @@ def plot_frequency_heatmap(
 def plot_histograms(
     layers: Sequence[Mapping[str, Any]], kind: str, path: str | os.PathLike[str]
 ) -> Path:
-    """Per-layer activation histograms (fixed bins, log counts) of one
-    kind."""
+    """Per-layer activation histograms (fixed bins, log counts) of one kind."""
     rows = _by_kind(layers, kind)
     if not rows:
         raise ValueError(f"No layers of kind {kind!r} to plot.")
@@ -113,8 +116,7 @@ def plot_dead_ratios(
 def plot_strip_curves(
     histories: Mapping[str, Sequence[Mapping[str, Any]]], path: str | os.PathLike[str]
 ) -> Path:
-    """Dead ratio and validation loss per epoch, with and without
-    stripping."""
+    """Dead ratio and validation loss per epoch, with and without stripping."""
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for label, history in histories.items():
         epochs = [int(r["epoch"]) for r in history]

@@ -1,5 +1,5 @@
-"""Streaming per-neuron statistics whose memory does not grow with the number of
-tokens.
+"""Streaming per-neuron statistics whose memory does not grow with the number
+of tokens.
 
 For one capture point of width ``W`` the state is a few ``W``-long
 counters, a fixed-bin histogram and three scalars, whatever the number
@@ -136,7 +136,9 @@ def dead_mask(frequency: torch.Tensor, dead_fraction: float = 0.0) -> torch.Tens
     return frequency < dead_fraction
 
 
-def summarise(stats: NeuronStats, dead_fraction: float = 0.0, use_abs: bool = False) -> dict[str, Any]:
+def summarise(
+    stats: NeuronStats, dead_fraction: float = 0.0, use_abs: bool = False
+) -> dict[str, Any]:
     """JSON-ready metrics of one capture point."""
     frequency = stats.frequency(use_abs)
     dead = dead_mask(frequency, dead_fraction)

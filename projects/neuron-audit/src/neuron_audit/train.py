@@ -102,7 +102,8 @@ def train_one(
 def run_strip_experiment(
     config: StripConfig, corpus: Corpus, *, device: torch.device, progress: bool = False
 ) -> dict[str, Any]:
-    """Baseline and stripping runs from the same initial weights and batches."""
+    """Baseline and stripping runs from the same initial weights and
+    batches."""
     tokenizer = train_tokenizer(corpus.train, config.vocab_size)
     train_set = TokenBlockDataset.from_texts(corpus.train, tokenizer, config.block_size)
     validation = _validation(
