@@ -17,7 +17,10 @@ def test_gpt2_points_follow_block_structure() -> None:
     assert points[0].name == "transformer.h.0.mlp.act" and points[0].side == "input"
     assert points[1].side == "output"
     assert points[2].name == "transformer.h.0.attn.c_proj"
-    assert points[1].incoming is model.transformer.h[0].mlp.c_fc and points[1].incoming_axis == 1
+    assert (
+        points[1].incoming is model.get_submodule("transformer.h.0.mlp.c_fc")
+        and points[1].incoming_axis == 1
+    )
 
 
 def test_llama_points_use_the_gate_activation_and_o_proj() -> None:
@@ -50,7 +53,7 @@ def test_any_module_falls_back_to_activation_types() -> None:
     points = find_capture_points(model, ["mlp_post"])
     assert detect_family(model) == "generic"
     assert [(p.layer, p.name) for p in points] == [(0, "0.1"), (1, "1")]
-    assert points[0].incoming is model[0][0]  # the Linear before the ReLU
+    assert points[0].incoming is model.get_submodule("0.0")  # the Linear before the ReLU
     assert points[1].incoming is None
 
 

@@ -26,7 +26,9 @@ def test_callback_logs_dead_ratios_every_n_steps_and_alerts(tmp_path: Path) -> N
     assert set(records[0]["dead_ratio"]) == {"mlp_pre", "mlp_post", "attn_out"}
     assert len(records[0]["dead_ratio"]["mlp_post"]) == 2
     assert records[0]["alerts"] == 6 and len(alerts.read_text().splitlines()) == 12
-    assert not model.transformer.h[0].mlp.act._forward_hooks  # closed: hooks removed
+    assert not model.get_submodule(
+        "transformer.h.0.mlp.act"
+    )._forward_hooks  # closed: hooks removed
 
 
 def test_every_n_steps_must_be_positive(tmp_path: Path) -> None:

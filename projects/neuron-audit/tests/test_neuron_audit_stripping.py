@@ -20,9 +20,11 @@ def test_the_most_negative_incoming_weights_are_zeroed() -> None:
 
 def test_stripping_revives_a_dead_neuron() -> None:
     model = half_dead_mlp()
+    first = model.get_submodule("0")
+    assert isinstance(first, torch.nn.Linear)
     with torch.no_grad():
-        model[0].weight[0] = torch.tensor([-1.0, -4.0, -2.0, -3.0])
-        model[0].bias[0] = 0.5  # 0.5 - (positive inputs) < 0: dead
+        first.weight[0] = torch.tensor([-1.0, -4.0, -2.0, -3.0])
+        first.bias[0] = 0.5  # 0.5 - (positive inputs) < 0: dead
     inputs = 0.5 + 0.5 * torch.rand(200, 4, generator=torch.Generator().manual_seed(0))
     validation = [{"input": inputs}]
 
@@ -35,9 +37,9 @@ def test_stripping_revives_a_dead_neuron() -> None:
     record = stripper.on_epoch_end(1, validation)
     assert record["dead_before_strip"] == 3
     assert record["weights_zeroed"] == 1  # neurons 1-2 have no negative weight to cut
-    assert model[0].weight[0].tolist() == [-1.0, 0.0, -2.0, -3.0]
+    assert first.weight[0].tolist() == [-1.0, 0.0, -2.0, -3.0]
     SynapticStripping(_Wrapped(model), fraction=1.0).on_epoch_end(2, validation)
-    assert model[0].weight[0].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert first.weight[0].tolist() == [0.0, 0.0, 0.0, 0.0]
     assert audit_dead() == [1, 2]  # neuron 0 fires again (bias 0.5); 1-2 had no weights to cut
 
 

@@ -35,7 +35,7 @@ from neuron_audit.data import (
     read_corpus,
 )
 from neuron_audit.hooks import KINDS, Kind, detect_family
-from neuron_audit.metrics import build_report, dead_ratios
+from neuron_audit.metrics import build_report
 from neuron_audit.plots import (
     plot_dead_ratios,
     plot_frequency_heatmap,

@@ -38,8 +38,8 @@ def load_model_and_tokenizer(
     """A preset name builds a random model and trains a tokenizer on
     ``corpus``; anything else is loaded (with its tokenizer) by ``lm.load_model``."""
     if name in preset_names() and not Path(name).is_dir():
-        tokenizer = train_tokenizer(corpus.train, vocab_size)
-        return LoadedModel(build_model(name, tokenizer=tokenizer, seed=seed), tokenizer, name)
+        trained: PreTrainedTokenizerBase = train_tokenizer(corpus.train, vocab_size)
+        return LoadedModel(build_model(name, tokenizer=trained, seed=seed), trained, name)
     model = load_model(name)
     tokenizer = load_tokenizer(name)
     if tokenizer.pad_token is None:

@@ -47,7 +47,9 @@ def _activation_classes() -> tuple[type[nn.Module], ...]:
         nn.Sigmoid,
     }
     for entry in ACT2CLS.values():
-        classes.add(entry[0] if isinstance(entry, tuple) else entry)
+        candidate = entry[0] if isinstance(entry, tuple) else entry
+        if isinstance(candidate, type) and issubclass(candidate, nn.Module):
+            classes.add(candidate)
     return tuple(sorted(classes, key=lambda cls: cls.__qualname__))
 
 

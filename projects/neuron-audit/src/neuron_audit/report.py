@@ -43,7 +43,8 @@ dead = fires on {% if report.settings.dead_fraction == 0 %}no token{% else %}few
 <th>dead ratio</th><th>mean freq.</th><th>min</th><th>mean</th><th>max</th></tr>
 {% for r in report.layers %}<tr><td>{{ r.layer }}</td><td>{{ r.kind }}</td>
 <td><code>{{ r.module }}</code></td><td>{{ r.width }}</td><td>{{ r.dead_count }}</td>
-<td>{{ "%.2f%%"|format(100 * r.dead_ratio) }}</td><td>{{ "%.3f"|format(r.mean_fire_frequency) }}</td>
+<td>{{ "%.2f%%"|format(100 * r.dead_ratio) }}</td>
+<td>{{ "%.3f"|format(r.mean_fire_frequency) }}</td>
 <td>{{ "%.3g"|format(r.min) }}</td><td>{{ "%.3g"|format(r.mean) }}</td>
 <td>{{ "%.3g"|format(r.max) }}</td></tr>
 {% endfor %}</table>
