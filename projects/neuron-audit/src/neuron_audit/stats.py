@@ -73,16 +73,26 @@ class NeuronStats:
             )
         if activations.shape[0] == 0:
             return
-        values = activations.detach().float()
+        values = activations.detach()
+        if values.dtype != torch.float32:
+            values = values.float()
         threshold = self.config.threshold
-        self.fire_count += (values > threshold).sum(dim=0).to(self.fire_count.device)
-        self.abs_fire_count += (values.abs() > threshold).sum(dim=0).to(self.fire_count.device)
+        # int32 partial sums are exact for any batch (< 2**31 tokens) and cheaper than int64.
+        fired = (values > threshold).sum(dim=0, dtype=torch.int32)
+        negative = (values < -threshold).sum(dim=0, dtype=torch.int32)  # disjoint from fired
+        self.fire_count += fired.to(self.fire_count.device)
+        self.abs_fire_count += (fired + negative).to(self.fire_count.device)
+        extremes = torch.aminmax(values)
+        batch_min, batch_max = float(extremes.min), float(extremes.max)
+        self.minimum = min(self.minimum, batch_min)
+        self.maximum = max(self.maximum, batch_max)
         low, high = self.config.hist_range
-        counts = torch.histc(values.clamp(low, high), bins=self.config.bins, min=low, max=high)
+        if batch_min < low or batch_max > high:  # clamp only when needed: one pass less
+            values_in_range = values.clamp(low, high)
+        else:
+            values_in_range = values
+        counts = torch.histc(values_in_range, bins=self.config.bins, min=low, max=high)
         self.histogram += counts.to(torch.int64).to(self.histogram.device)
-        low_value, high_value = torch.aminmax(values)
-        self.minimum = min(self.minimum, float(low_value))
-        self.maximum = max(self.maximum, float(high_value))
         self.total += float(values.sum(dtype=torch.float64))
         self.tokens += int(values.shape[0])
 
