@@ -39,7 +39,9 @@ def test_a_firing_alert_makes_the_cli_exit_non_zero(
     out = tmp_path / "alerting"
     args = ["--model", "tiny", "--corpus", corpus, "--out", str(out), *FAST, "--kinds", "mlp_post"]
     assert main([*args, "--alert", "mlp_post.dead_ratio >= 0%"]) == 1
-    assert "2 alert(s) fired" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "2 alert(s) fired" in err
+    assert "audit: warning: alert 'mlp_post.dead_ratio >= 0%': mlp_post dead_ratio" in err
     records = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     assert [r["layer"] for r in records] == [0, 1]
     assert "alerts" in (out / "report.html").read_text().lower()

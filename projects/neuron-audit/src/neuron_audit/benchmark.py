@@ -114,14 +114,15 @@ def measure_overhead(
     ids = torch.randint(0, int(model.config.vocab_size), (batch, length))
     model(input_ids=ids)  # warm-up
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu_times: dict[str, list[float]] = {mode: [] for mode in MODES}
 
-    def timed(setup: Callable[[], Callable[[], None]]) -> float:
+    def timed(mode: str, setup: Callable[[], Callable[[], None]]) -> None:
         teardown = setup()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model(input_ids=ids)
-        elapsed = time.perf_counter() - start
+        times[mode].append(time.perf_counter() - start)
+        cpu_times[mode].append(time.process_time() - cpu_start)
         teardown()
-        return elapsed
 
     def streaming() -> Callable[[], None]:
         auditor = NeuronAuditor(model)
@@ -138,8 +139,9 @@ def measure_overhead(
     }
     for _ in tqdm(range(rounds), desc="overhead", unit="round", disable=not progress):
         for mode in MODES:
-            times[mode].append(timed(setups[mode]))
+            timed(mode, setups[mode])
     median = {mode: statistics.median(values) for mode, values in times.items()}
+    cpu = {mode: statistics.median(values) for mode, values in cpu_times.items()}
     return {
         "preset": preset,
         "parameters": count_parameters(model),
@@ -148,6 +150,10 @@ def measure_overhead(
         "seconds_per_forward": median,
         "all_seconds": times,
         "overhead": {mode: median[mode] / median["plain"] - 1 for mode in MODES[1:]},
+        # CPU seconds of this process: less sensitive than wall time to other load on the machine.
+        "cpu_seconds_per_forward": cpu,
+        "all_cpu_seconds": cpu_times,
+        "cpu_overhead": {mode: cpu[mode] / cpu["plain"] - 1 for mode in MODES[1:]},
     }
 
 
@@ -171,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overhead-preset", default="small")
     parser.add_argument("--overhead-batch", type=int, default=2)
     parser.add_argument("--overhead-length", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-preset", default="tiny")
-    parser.add_argument("--memory-tokens", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--memory-tokens", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
+    )
     parser.add_argument(
         "--store-all-max-tokens", type=int, default=100_000, help="skip store_all above this"
     )
@@ -234,6 +242,13 @@ def table(result: dict[str, Any]) -> str:
             f"| {o['preset']} forward, {o['tokens_per_forward']} tokens (median s) | "
             f"{s['plain']:.3f} | {s['streaming']:.3f} (+{100 * o['overhead']['streaming']:.1f}%) "
             f"| {s['store_all']:.3f} (+{100 * o['overhead']['store_all']:.1f}%) |"
+        )
+        c = o["cpu_seconds_per_forward"]
+        lines.append(
+            f"| {o['preset']} forward, {o['tokens_per_forward']} tokens (median CPU s) | "
+            f"{c['plain']:.3f} | {c['streaming']:.3f} "
+            f"(+{100 * o['cpu_overhead']['streaming']:.1f}%) "
+            f"| {c['store_all']:.3f} (+{100 * o['cpu_overhead']['store_all']:.1f}%) |"
         )
     by_tokens: dict[int, dict[str, float]] = {}
     for row in result["memory"]["runs"]:

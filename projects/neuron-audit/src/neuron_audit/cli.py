@@ -340,6 +340,8 @@ def _run(argv: list[str]) -> int:
             f"({100 * summary['max_layer_dead_ratio']:.2f}%)"
         )
     print(f"report: {args.out / 'report.html'}")
+    for alert in alerts:
+        print(f"{PROG}: warning: alert {alert['rule']!r}: {alert['message']}", file=sys.stderr)
     if alerts:
         print(
             f"{PROG}: {len(alerts)} alert(s) fired; see {args.out / 'alerts.jsonl'}",
