@@ -35,7 +35,7 @@ from lm import build_model, count_parameters
 from ml_core import collect_run_metadata, write_json_atomic
 from neuron_audit.auditor import NeuronAuditor
 from neuron_audit.hooks import find_capture_points
-from neuron_audit.plots import _save, plt
+from neuron_audit.plots import plot_memory
 
 MODES = ("plain", "streaming", "store_all")
 
@@ -79,7 +79,8 @@ def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int)
     """Run in a fresh process: peak RSS growth of auditing ``tokens`` tokens in
     ``mode``."""
     torch.manual_seed(0)
-    model = build_model(preset, seed=0).eval()
+    model = build_model(preset, seed=0)
+    model.train(False)
     vocab = int(model.config.vocab_size)
     auditor = NeuronAuditor(model) if mode == "streaming" else None
     store = StoreAll(model) if mode == "store_all" else None
@@ -110,7 +111,8 @@ def measure_overhead(
     """Median seconds per forward pass for each mode, interleaved over
     ``rounds``."""
     torch.manual_seed(0)
-    model = build_model(preset, seed=0).eval()
+    model = build_model(preset, seed=0)
+    model.train(False)
     ids = torch.randint(0, int(model.config.vocab_size), (batch, length))
     model(input_ids=ids)  # warm-up
     times: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -155,20 +157,6 @@ def measure_overhead(
         "all_cpu_seconds": cpu_times,
         "cpu_overhead": {mode: cpu[mode] / cpu["plain"] - 1 for mode in MODES[1:]},
     }
-
-
-def plot_memory(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    figure, axes = plt.subplots(figsize=(7, 4))
-    for mode in ("streaming", "store_all"):
-        points = sorted((r["tokens"], r["peak_rss_growth_mib"]) for r in rows if r["mode"] == mode)
-        axes.plot(*zip(*points), marker="o", label=mode)
-    axes.set_xscale("log")
-    axes.set_xlabel("tokens audited")
-    axes.set_ylabel("peak RSS growth after warm-up (MiB)")
-    axes.set_title("Audit memory: streaming statistics vs storing every activation")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    return _save(figure, path)
 
 
 def build_parser() -> argparse.ArgumentParser:

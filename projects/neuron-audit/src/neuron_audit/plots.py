@@ -132,3 +132,19 @@ def plot_strip_curves(
         axes.legend()
         axes.grid(alpha=0.3)
     return _save(figure, path)
+
+
+def plot_memory(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Peak memory growth against tokens audited, streaming vs store-all."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for mode in ("streaming", "store_all"):
+        points = sorted((r["tokens"], r["peak_rss_growth_mib"]) for r in rows if r["mode"] == mode)
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=mode)
+    axes.set_xscale("log")
+    axes.set_xlabel("tokens audited")
+    axes.set_ylabel("peak RSS growth after warm-up (MiB)")
+    axes.set_title("Audit memory: streaming statistics vs storing every activation")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _save(figure, path)
