@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
-import resource
 import statistics
 import sys
 import time
@@ -70,8 +69,22 @@ class StoreAll:
             handle.remove()
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _status_mib(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc`` (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}; this benchmark needs Linux.")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where not
+    allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 @torch.no_grad()
@@ -90,7 +103,9 @@ def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int)
     model(input_ids=ids)  # warm-up: allocator pools and the stats tensors exist from here on
     if auditor is not None:
         auditor.reset()
-    baseline = _peak_rss_mib()
+    # ru_maxrss survives fork+exec (it would report the parent's peak); VmHWM is per process.
+    reset = _reset_peak_rss()
+    baseline = _status_mib("VmRSS") if reset else _status_mib("VmHWM")
     seen = 0
     while seen < tokens:
         model(input_ids=torch.randint(0, vocab, (batch, length)))
@@ -98,8 +113,9 @@ def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int)
     result: dict[str, Any] = {"mode": mode, "tokens": seen}
     if store is not None:
         result["dead_ratio_example"] = next(iter(store.dead_ratios().values()))
-    result["peak_rss_growth_mib"] = _peak_rss_mib() - baseline
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_rss_growth_mib"] = _status_mib("VmHWM") - baseline
+    result["peak_rss_mib"] = _status_mib("VmHWM")
+    result["peak_reset"] = reset
     result["state_bytes"] = auditor.state_bytes() if auditor is not None else None
     return result
 
@@ -182,14 +198,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
-    if not args.skip_overhead:
-        result["overhead"] = measure_overhead(
-            args.overhead_preset,
-            args.overhead_batch,
-            args.overhead_length,
-            args.rounds,
-            not args.quiet,
-        )
     jobs = [
         (mode, tokens)
         for tokens in args.memory_tokens
@@ -211,6 +219,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ).result()
             )
     result["memory"] = {"preset": args.memory_preset, "runs": rows}
+    if not args.skip_overhead:
+        result["overhead"] = measure_overhead(
+            args.overhead_preset,
+            args.overhead_batch,
+            args.overhead_length,
+            args.rounds,
+            not args.quiet,
+        )
     result["run"] = collect_run_metadata(packages=("torch", "transformers")).to_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "benchmark.json", result)

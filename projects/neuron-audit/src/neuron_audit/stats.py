@@ -93,7 +93,7 @@ class NeuronStats:
             values_in_range = values
         counts = torch.histc(values_in_range, bins=self.config.bins, min=low, max=high)
         self.histogram += counts.to(torch.int64).to(self.histogram.device)
-        self.total += float(values.sum(dtype=torch.float64))
+        self.total += float(values.sum())  # float32 within a batch, float64 across batches
         self.tokens += int(values.shape[0])
 
     def to(self, device: torch.device) -> NeuronStats:
