@@ -8,9 +8,9 @@ every-activation approach.
    hooks that keep every activation (the article's approach), interleaved
    over rounds; medians are reported.
 2. Memory: for each token count, a fresh process audits the ``tiny``
-   preset either way and reports its peak RSS growth over the state
-   after one warm-up batch (``resource.getrusage``; tracemalloc does not
-   see torch's allocations).
+   preset either way and reports its peak RSS (``VmHWM``, reset after
+   one warm-up batch; tracemalloc does not see torch's allocations and
+   ``ru_maxrss`` survives fork+exec).
 """
 
 from __future__ import annotations
