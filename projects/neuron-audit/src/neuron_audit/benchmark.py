@@ -1,0 +1,276 @@
+"""Benchmark: the audit's time overhead and its peak memory against the store-
+every-activation approach.
+
+./pants run projects/neuron-audit:benchmark -- --out runs/neuron-audit-benchmark
+
+1. Overhead: forward passes of a GPT-2-small-shaped model (``small``
+   preset, random weights), plain, with the streaming audit, and with
+   hooks that keep every activation (the article's approach), interleaved
+   over rounds; medians are reported.
+2. Memory: for each token count, a fresh process audits the ``tiny``
+   preset either way and reports its peak RSS (``VmHWM``, reset after
+   one warm-up batch; tracemalloc does not see torch's allocations and
+   ``ru_maxrss`` survives fork+exec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+from tqdm import tqdm
+
+from lm import build_model, count_parameters
+from ml_core import collect_run_metadata, write_json_atomic
+from neuron_audit.auditor import NeuronAuditor
+from neuron_audit.hooks import find_capture_points
+from neuron_audit.plots import plot_memory
+
+MODES = ("plain", "streaming", "store_all")
+
+
+class StoreAll:
+    """The naive approach: keep a copy of every captured activation, compute
+    metrics at the end."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.points = find_capture_points(model)
+        self.stored: dict[str, list[torch.Tensor]] = {p.key: [] for p in self.points}
+        self.handles: list[RemovableHandle] = []
+        for point in self.points:
+            self.handles.append(self._register(point.key, point.module, point.side))
+
+    def _register(self, key: str, module: nn.Module, side: str) -> RemovableHandle:
+        def keep(tensor: torch.Tensor) -> None:
+            self.stored[key].append(tensor.detach().reshape(-1, tensor.shape[-1]).clone())
+
+        if side == "input":
+            return module.register_forward_pre_hook(lambda m, args: keep(args[0]))
+        return module.register_forward_hook(lambda m, args, out: keep(out))
+
+    def dead_ratios(self, threshold: float = 1e-3) -> dict[str, float]:
+        return {
+            key: float(((torch.cat(chunks) > threshold).sum(0) == 0).double().mean())
+            for key, chunks in self.stored.items()
+        }
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _status_mib(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process from ``/proc`` (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"/proc/self/status has no {field}; this benchmark needs Linux.")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where not
+    allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@torch.no_grad()
+def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int) -> dict[str, Any]:
+    """Run in a fresh process: peak RSS growth of auditing ``tokens`` tokens in
+    ``mode``."""
+    torch.manual_seed(0)
+    model = build_model(preset, seed=0)
+    model.train(False)
+    vocab = int(model.config.vocab_size)
+    auditor = NeuronAuditor(model) if mode == "streaming" else None
+    store = StoreAll(model) if mode == "store_all" else None
+    if auditor is not None:
+        auditor.attach()
+    ids = torch.randint(0, vocab, (batch, length))
+    model(input_ids=ids)  # warm-up: allocator pools and the stats tensors exist from here on
+    if auditor is not None:
+        auditor.reset()
+    # ru_maxrss survives fork+exec (it would report the parent's peak); VmHWM is per process.
+    reset = _reset_peak_rss()
+    baseline = _status_mib("VmRSS") if reset else _status_mib("VmHWM")
+    seen = 0
+    while seen < tokens:
+        model(input_ids=torch.randint(0, vocab, (batch, length)))
+        seen += batch * length
+    result: dict[str, Any] = {"mode": mode, "tokens": seen}
+    if store is not None:
+        result["dead_ratio_example"] = next(iter(store.dead_ratios().values()))
+    result["peak_rss_growth_mib"] = _status_mib("VmHWM") - baseline
+    result["peak_rss_mib"] = _status_mib("VmHWM")
+    result["peak_reset"] = reset
+    result["state_bytes"] = auditor.state_bytes() if auditor is not None else None
+    return result
+
+
+@torch.no_grad()
+def measure_overhead(
+    preset: str, batch: int, length: int, rounds: int, progress: bool
+) -> dict[str, Any]:
+    """Median seconds per forward pass for each mode, interleaved over
+    ``rounds``."""
+    torch.manual_seed(0)
+    model = build_model(preset, seed=0)
+    model.train(False)
+    ids = torch.randint(0, int(model.config.vocab_size), (batch, length))
+    model(input_ids=ids)  # warm-up
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpu_times: dict[str, list[float]] = {mode: [] for mode in MODES}
+
+    def timed(mode: str, setup: Callable[[], Callable[[], None]]) -> None:
+        teardown = setup()
+        start, cpu_start = time.perf_counter(), time.process_time()
+        model(input_ids=ids)
+        times[mode].append(time.perf_counter() - start)
+        cpu_times[mode].append(time.process_time() - cpu_start)
+        teardown()
+
+    def streaming() -> Callable[[], None]:
+        auditor = NeuronAuditor(model)
+        auditor.attach()
+        return auditor.detach
+
+    def store_all() -> Callable[[], None]:
+        return StoreAll(model).close
+
+    setups: dict[str, Callable[[], Callable[[], None]]] = {
+        "plain": lambda: (lambda: None),
+        "streaming": streaming,
+        "store_all": store_all,
+    }
+    for _ in tqdm(range(rounds), desc="overhead", unit="round", disable=not progress):
+        for mode in MODES:
+            timed(mode, setups[mode])
+    median = {mode: statistics.median(values) for mode, values in times.items()}
+    cpu = {mode: statistics.median(values) for mode, values in cpu_times.items()}
+    return {
+        "preset": preset,
+        "parameters": count_parameters(model),
+        "tokens_per_forward": batch * length,
+        "rounds": rounds,
+        "seconds_per_forward": median,
+        "all_seconds": times,
+        "overhead": {mode: median[mode] / median["plain"] - 1 for mode in MODES[1:]},
+        # CPU seconds of this process: less sensitive than wall time to other load on the machine.
+        "cpu_seconds_per_forward": cpu,
+        "all_cpu_seconds": cpu_times,
+        "cpu_overhead": {mode: cpu[mode] / cpu["plain"] - 1 for mode in MODES[1:]},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/neuron-audit-benchmark"))
+    parser.add_argument("--overhead-preset", default="small")
+    parser.add_argument("--overhead-batch", type=int, default=2)
+    parser.add_argument("--overhead-length", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory-preset", default="tiny")
+    parser.add_argument(
+        "--memory-tokens", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
+    )
+    parser.add_argument(
+        "--store-all-max-tokens", type=int, default=100_000, help="skip store_all above this"
+    )
+    parser.add_argument("--memory-batch", type=int, default=32)
+    parser.add_argument("--memory-length", type=int, default=128)
+    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
+    jobs = [
+        (mode, tokens)
+        for tokens in args.memory_tokens
+        for mode in ("streaming", "store_all")
+        if mode == "streaming" or tokens <= args.store_all_max_tokens
+    ]
+    rows: list[dict[str, Any]] = []
+    context = multiprocessing.get_context("spawn")
+    for mode, tokens in tqdm(jobs, desc="memory", unit="run", disable=args.quiet):
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            rows.append(
+                pool.submit(
+                    measure_memory,
+                    mode,
+                    args.memory_preset,
+                    tokens,
+                    args.memory_batch,
+                    args.memory_length,
+                ).result()
+            )
+    result["memory"] = {"preset": args.memory_preset, "runs": rows}
+    if not args.skip_overhead:
+        result["overhead"] = measure_overhead(
+            args.overhead_preset,
+            args.overhead_batch,
+            args.overhead_length,
+            args.rounds,
+            not args.quiet,
+        )
+    result["run"] = collect_run_metadata(packages=("torch", "transformers")).to_dict()
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / "benchmark.json", result)
+    plot_memory(rows, args.out / "memory.png")
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| measurement | plain | streaming audit | store every activation |",
+        "|---|---|---|---|",
+    ]
+    if "overhead" in result:
+        o = result["overhead"]
+        s = o["seconds_per_forward"]
+        lines.append(
+            f"| {o['preset']} forward, {o['tokens_per_forward']} tokens (median s) | "
+            f"{s['plain']:.3f} | {s['streaming']:.3f} (+{100 * o['overhead']['streaming']:.1f}%) "
+            f"| {s['store_all']:.3f} (+{100 * o['overhead']['store_all']:.1f}%) |"
+        )
+        c = o["cpu_seconds_per_forward"]
+        lines.append(
+            f"| {o['preset']} forward, {o['tokens_per_forward']} tokens (median CPU s) | "
+            f"{c['plain']:.3f} | {c['streaming']:.3f} "
+            f"(+{100 * o['cpu_overhead']['streaming']:.1f}%) "
+            f"| {c['store_all']:.3f} (+{100 * o['cpu_overhead']['store_all']:.1f}%) |"
+        )
+    by_tokens: dict[int, dict[str, float]] = {}
+    for row in result["memory"]["runs"]:
+        by_tokens.setdefault(int(row["tokens"]), {})[row["mode"]] = row["peak_rss_growth_mib"]
+    for tokens, modes in sorted(by_tokens.items()):
+        store = f"{modes['store_all']:.1f}" if "store_all" in modes else "not run"
+        lines.append(
+            f"| {result['memory']['preset']}: peak RSS growth, {tokens:,} tokens (MiB) | - | "
+            f"{modes['streaming']:.1f} | {store} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    result = run(build_parser().parse_args(argv))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+import json
+from pathlib import Path
+
+import pytest
+from neuron_audit_testing import write_corpus
+
+from neuron_audit.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+FAST = ["--max-tokens", "400", "--batch-size", "4", "--max-length", "32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(write_corpus(tmp_path_factory.mktemp("corpus")))
+
+
+def test_audit_writes_metrics_plots_and_one_html_report(corpus: str, tmp_path: Path) -> None:
+    out = tmp_path / "audit"
+    args = ["--model", "llama-tiny", "--corpus", corpus, "--out", str(out), *FAST]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["family"] == "llama" and metrics["alerts"] == []
+    assert 0 < metrics["tokens"] <= 400
+    assert set(metrics["dead_ratio"]) == {"mlp_pre", "mlp_post", "attn_out"}
+    assert [len(v) for v in metrics["dead_ratio"].values()] == [2, 2, 2]
+    assert metrics["data"]["tokens"] == metrics["tokens"]
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert len(pngs) == 7 and all((out / p).read_bytes()[:8] == PNG for p in pngs)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 7
+    assert json.loads((out / "run_metadata.json").read_text())["command"] == "audit"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_a_firing_alert_makes_the_cli_exit_non_zero(
+    corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "alerting"
+    args = ["--model", "tiny", "--corpus", corpus, "--out", str(out), *FAST, "--kinds", "mlp_post"]
+    assert main([*args, "--alert", "mlp_post.dead_ratio >= 0%"]) == 1
+    err = capsys.readouterr().err
+    assert "2 alert(s) fired" in err
+    assert "audit: warning: alert 'mlp_post.dead_ratio >= 0%': mlp_post dead_ratio" in err
+    records = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
+    assert [r["layer"] for r in records] == [0, 1]
+    assert "alerts" in (out / "report.html").read_text().lower()
+    assert main([*args, "--alert", "mlp_post.dead_ratio > 100%"]) == 0
+    assert not (out / "alerts.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model", "/no/such/model"], "does not exist"),
+        (["--alert", "dead > 1"], "Cannot parse alert rule"),
+        (["--max-length", "1000"], "exceeds the model's context of 256"),
+        (["--corpus", "/no/such/corpus"], "does not exist"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_error(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--model", "tiny", "--corpus", str(write_corpus(tmp_path / "c")), *FAST]
+    assert main([*args, "--out", str(tmp_path / "out"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("audit: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_argument_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--threshold", "-1"])
+    assert exit_info.value.code == 2
+    assert "audit: error: argument --threshold" in capsys.readouterr().err
+
+
+def test_swap_subcommand_compares_activations_in_one_chart(corpus: str, tmp_path: Path) -> None:
+    out = tmp_path / "swap"
+    args = ["swap", "--model", "tiny", "--corpus", corpus, "--out", str(out), *FAST]
+    assert main([*args, "--activations", "relu", "elu"]) == 0
+    swap = json.loads((out / "swap.json").read_text())
+    assert set(swap["results"]) == {"original (NewGELUActivation)", "relu", "elu"}
+    assert all(len(r["dead_ratio"]) == 2 for r in swap["results"].values())
+    assert (out / "swap_dead_ratio.png").read_bytes()[:8] == PNG
+
+
+def test_strip_subcommand_trains_with_and_without_stripping(corpus: str, tmp_path: Path) -> None:
+    out = tmp_path / "strip"
+    args = ["strip", "--corpus", corpus, "--out", str(out), "--quiet", "--epochs", "2"]
+    small = ["--steps-per-epoch", "3", "--batch-size", "4", "--block-size", "16"]
+    assert main([*args, *small, "--val-blocks", "4", "--lr", "0.05"]) == 0
+    strip = json.loads((out / "strip.json").read_text())
+    assert set(strip["final"]) == {"baseline", "stripping"}
+    baseline, stripping = strip["histories"]["baseline"], strip["histories"]["stripping"]
+    assert [r["epoch"] for r in baseline] == [0, 1, 2]
+    # same initial weights and batches: identical until the first strip takes effect
+    assert baseline[1]["val_loss"] == stripping[1]["val_loss"]
+    assert "weights_zeroed" in stripping[1]
+    assert (out / "strip.png").read_bytes()[:8] == PNG
