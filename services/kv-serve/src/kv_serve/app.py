@@ -124,8 +124,10 @@ def create_app(engine: Engine) -> FastAPI:
         "kv_requests", "generation requests by outcome", ["outcome"], registry=registry
     )
     tokens_total = Counter("kv_generated_tokens", "tokens generated", registry=registry)
-    prompt_tokens_total = Counter(
-        "kv_processed_tokens", "prompt tokens run through the model", registry=registry
+    processed_tokens_total = Counter(
+        "kv_processed_tokens",
+        "tokens run through the model (prompt and fed-back)",
+        registry=registry,
     )
     reused_tokens_total = Counter(
         "kv_reused_tokens", "prompt tokens taken from a cache", registry=registry
@@ -152,7 +154,7 @@ def create_app(engine: Engine) -> FastAPI:
         with metrics_lock:
             requests_total.labels("ok").inc()
             tokens_total.inc(len(result.token_ids))
-            prompt_tokens_total.inc(result.processed_tokens - max(0, len(result.token_ids) - 1))
+            processed_tokens_total.inc(result.processed_tokens)
             reused_tokens_total.inc(result.reused_tokens)
             latency.observe(result.total_s)
             ttft.observe(result.ttft_s)

@@ -316,7 +316,12 @@ class Generation:
             prefix_tokens = match.tokens
             if match.kv is not None and match.tokens > reused:
                 reused, reused_kv, session_hit = match.tokens, match.kv, False
-        dyn = to_dynamic_cache(reused_kv) if reused_kv is not None and reused > 0 else None
+        # Both sources hand out private copies already: no second clone on this hot path.
+        dyn = (
+            to_dynamic_cache(reused_kv, copy=False)
+            if reused_kv is not None and reused > 0
+            else None
+        )
         if dyn is not None and dyn.get_seq_length() > reused:
             dyn.crop(reused)
         if dyn is None:

@@ -99,12 +99,19 @@ def kv_concat(parts: Sequence[KV], dtype: torch.dtype | None = None) -> KV:
     return tuple(out)
 
 
-def to_dynamic_cache(kv: KV | None, dtype: torch.dtype | None = None) -> DynamicCache:
-    """A fresh ``DynamicCache`` holding a copy of ``kv`` (empty when
-    ``None``)."""
+def to_dynamic_cache(
+    kv: KV | None, dtype: torch.dtype | None = None, *, copy: bool = True
+) -> DynamicCache:
+    """A fresh ``DynamicCache`` holding ``kv`` (empty when ``None``).
+
+    ``copy=False`` hands over tensors the caller already owns (e.g. what
+    the cache manager returns, which is a private copy) instead of
+    cloning them a second time; the model may then extend them.
+    """
     cache = DynamicCache()
     if kv:
-        for layer, (keys, values) in enumerate(kv_copy(kv, dtype)):
+        tensors = kv_copy(kv, dtype) if copy or dtype is not None else kv
+        for layer, (keys, values) in enumerate(tensors):
             cache.update(keys, values, layer)
     return cache
 
