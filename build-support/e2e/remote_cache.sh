@@ -89,7 +89,8 @@ log "clone B (empty local store, reads the remote cache): $(($(date +%s) - start
 
 python3 - "$work/clone-b.log" <<'PY'
 import re, sys
-lines = [l for l in open(sys.argv[1], encoding="utf-8", errors="replace") if re.search(r"[✓✕] \S+ (succeeded|failed)", l)]
+text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], encoding="utf-8", errors="replace").read())
+lines = [l for l in text.splitlines() if re.search(r"[✓✕] \S+ (succeeded|failed)", l)]
 remote = [l for l in lines if "cached remotely" in l]
 ratio = len(remote) / len(lines) if lines else 0.0
 print(f"remote cache: {len(remote)} of {len(lines)} test processes cached remotely ({ratio:.0%})")
