@@ -3,8 +3,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from neuron_audit_testing import TokenMLP
 
 from neuron_audit.alerts import AlertRule, AlertWarning, check_alerts, parse_rules
+from neuron_audit.auditor import run_audit
 
 LAYERS: list[dict[str, Any]] = [
     {"layer": 0, "kind": "mlp_post", "dead_ratio": 0.1, "mean_fire_frequency": 0.5},
@@ -60,3 +63,15 @@ def test_check_alerts_warns_and_appends_json_lines(tmp_path: Path) -> None:
         check_alerts(rules, LAYERS, log_path=log)
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == 4 and records[0]["step"] == 7 and records[0]["layer"] == 0
+
+
+def test_nan_activations_are_reported_and_can_raise_an_alert() -> None:
+    model = TokenMLP(vocab=4)
+    with torch.no_grad():
+        model.embed.weight[2, 1] = float("nan")  # token 2 makes neuron 1 NaN
+    ids = torch.tensor([[0, 2, 2, 3]])
+    layers = run_audit(model, [{"input_ids": ids, "attention_mask": torch.ones_like(ids)}])
+    post = next(row for row in layers if row["kind"] == "mlp_post")
+    assert post["nan_count"] == 2
+    alerts = check_alerts(parse_rules(["*.nan_count > 0"]), layers)
+    assert {alert["kind"] for alert in alerts} == {"mlp_pre", "mlp_post"}

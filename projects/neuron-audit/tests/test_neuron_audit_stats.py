@@ -59,3 +59,37 @@ def test_bad_shapes_and_settings_are_rejected() -> None:
         StatsConfig(threshold=-1.0)
     with pytest.raises(ValueError, match="hist_range"):
         StatsConfig(hist_range=(1.0, 1.0))
+
+
+def test_histogram_matches_torch_histc_with_out_of_range_values_clamped() -> None:
+    generator = torch.Generator().manual_seed(0)
+    values = torch.randn(300, 40, generator=generator) * 3  # many values beyond +-5
+    config = StatsConfig(bins=64, hist_range=(-5.0, 5.0))
+    stats = NeuronStats(40, config)
+    stats.update(values[:100])
+    stats.update(values[100:])
+    expected = torch.histc(values.clamp(-5.0, 5.0), bins=64, min=-5.0, max=5.0)
+    assert stats.histogram.tolist() == expected.to(torch.int64).tolist()
+
+
+def test_nan_values_are_counted_and_kept_out_of_every_other_statistic() -> None:
+    stats = NeuronStats(2, StatsConfig(threshold=0.5, bins=2, hist_range=(-1.0, 1.0)))
+    stats.update(torch.tensor([[float("nan"), 1.0], [-2.0, float("nan")]]))
+    stats.update(torch.tensor([[0.0, 0.75]]))
+
+    assert stats.nan_count == 2
+    assert stats.histogram.tolist() == [1, 3]  # -2 clamped low; 0, 0.75, 1.0 high
+    assert stats.fire_count.tolist() == [0, 2]  # NaN > 0.5 is False
+    # a batch holding a NaN does not move min/max; the NaN count says why they may be off
+    assert stats.minimum == 0.0 and stats.maximum == 0.75
+    assert stats.mean == pytest.approx((1.0 - 2.0 + 0.0 + 0.75) / 4)
+    summary = summarise(stats)
+    assert summary["nan_count"] == 2 and summary["min"] == 0.0
+
+
+def test_abs_rule_needs_the_abs_counter() -> None:
+    stats = NeuronStats(2, StatsConfig(count_abs=False))
+    stats.update(torch.tensor([[-1.0, 1.0]]))
+    assert summarise(stats)["dead_neurons"] == [0]
+    with pytest.raises(ValueError, match="count_abs"):
+        summarise(stats, use_abs=True)

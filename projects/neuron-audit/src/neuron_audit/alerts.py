@@ -2,10 +2,10 @@
 
 Grammar: ``[any|mean] KIND.METRIC OP VALUE`` where ``KIND`` is
 ``mlp_pre``, ``mlp_post``, ``attn_out`` or ``*`` (all kinds), ``METRIC``
-is ``dead_ratio`` or ``mean_fire_frequency``, ``OP`` one of ``> >= <
-<=`` and ``VALUE`` a number or a percentage (``20%``). ``any`` (the
-default) fires when any single layer breaks the rule, ``mean`` when the
-mean over layers does.
+is ``dead_ratio``, ``mean_fire_frequency`` or ``nan_count``, ``OP`` one
+of ``> >= < <=`` and ``VALUE`` a number or a percentage (``20%``).
+``any`` (the default) fires when any single layer breaks the rule,
+``mean`` when the mean over layers does.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
 }
-METRICS = ("dead_ratio", "mean_fire_frequency")
+METRICS = ("dead_ratio", "mean_fire_frequency", "nan_count")
 _RULE = re.compile(
     r"^\s*(?:(?P<scope>any|mean)\s+)?(?P<kind>[a-z_*]+)\.(?P<metric>[a-z_]+)\s*"
     r"(?P<op>>=|<=|>|<)\s*(?P<value>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)(?P<percent>%?)\s*$"

@@ -42,7 +42,8 @@ class NeuronAuditor:
         self.config = config
         self.stats: dict[str, NeuronStats] = {}
         self.enabled = True
-        self._mask: torch.Tensor | None = None
+        self._mask_shape: torch.Size | None = None
+        self._token_index: torch.Tensor | None = None
         self._handles: list[RemovableHandle] = []
 
     def __enter__(self) -> NeuronAuditor:
@@ -82,17 +83,22 @@ class NeuronAuditor:
     def set_mask(self, attention_mask: torch.Tensor | None) -> None:
         """The ``(batch, seq)`` mask of the next forward pass; ``None`` counts
         every token."""
-        self._mask = None if attention_mask is None else attention_mask.bool()
+        if attention_mask is None:
+            self._mask_shape, self._token_index = None, None
+            return
+        mask = attention_mask.bool()
+        self._mask_shape = mask.shape
+        # Once per batch, not once per hook: the real tokens' flat positions (None = all real).
+        self._token_index = None if bool(mask.all()) else mask.reshape(-1).nonzero().squeeze(1)
 
     def observe(self, key: str, activation: torch.Tensor) -> None:
         """Add one captured activation to the statistics of ``key``."""
         if not self.enabled:
             return
-        values = activation.detach()
-        mask = self._mask
-        if mask is not None and values.dim() == 3 and values.shape[:2] == mask.shape:
-            values = values if bool(mask.all()) else values[mask.to(values.device)]
-        values = flatten_tokens(values)
+        values = flatten_tokens(activation.detach())
+        index = self._token_index
+        if index is not None and activation.shape[:-1] == self._mask_shape:
+            values = values.index_select(0, index.to(values.device))
         stats = self.stats.get(key)
         if stats is None:
             stats = NeuronStats(values.shape[-1], self.config).to(values.device)

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overhead-preset", default="small")
     parser.add_argument("--overhead-batch", type=int, default=2)
     parser.add_argument("--overhead-length", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--memory-preset", default="tiny")
     parser.add_argument(
         "--memory-tokens", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
@@ -192,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--memory-batch", type=int, default=32)
     parser.add_argument("--memory-length", type=int, default=128)
     parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     return parser
 
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     jobs = [
         (mode, tokens)
-        for tokens in args.memory_tokens
+        for tokens in ([] if args.skip_memory else args.memory_tokens)
         for mode in ("streaming", "store_all")
         if mode == "streaming" or tokens <= args.store_all_max_tokens
     ]
@@ -230,7 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result["run"] = collect_run_metadata(packages=("torch", "transformers")).to_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(args.out / "benchmark.json", result)
-    plot_memory(rows, args.out / "memory.png")
+    if rows:
+        plot_memory(rows, args.out / "memory.png")
     return result
 
 

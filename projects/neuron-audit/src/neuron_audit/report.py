@@ -40,13 +40,13 @@ dead = fires on {% if report.settings.dead_fraction == 0 %}no token{% else %}few
 {% endfor %}</table>
 <h2>Per layer</h2>
 <table><tr><th>layer</th><th>kind</th><th>module</th><th>width</th><th>dead</th>
-<th>dead ratio</th><th>mean freq.</th><th>min</th><th>mean</th><th>max</th></tr>
+<th>dead ratio</th><th>mean freq.</th><th>min</th><th>mean</th><th>max</th><th>NaN values</th></tr>
 {% for r in report.layers %}<tr><td>{{ r.layer }}</td><td>{{ r.kind }}</td>
 <td><code>{{ r.module }}</code></td><td>{{ r.width }}</td><td>{{ r.dead_count }}</td>
 <td>{{ "%.2f%%"|format(100 * r.dead_ratio) }}</td>
 <td>{{ "%.3f"|format(r.mean_fire_frequency) }}</td>
-<td>{{ "%.3g"|format(r.min) }}</td><td>{{ "%.3g"|format(r.mean) }}</td>
-<td>{{ "%.3g"|format(r.max) }}</td></tr>
+{% for v in (r.min, r.mean, r.max) %}<td>{{ "-" if v is none else "%.3g"|format(v) }}</td>
+{% endfor %}<td>{{ r.nan_count }}</td></tr>
 {% endfor %}</table>
 <h2>Plots</h2>
 {% for name, data in images %}<h3>{{ name }}</h3>

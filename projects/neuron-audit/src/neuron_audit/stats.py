@@ -29,12 +29,15 @@ class StatsConfig:
     which suits activations such as tanh or SiLU that are useful when
     negative. Histograms have ``bins`` equal bins over
     ``hist_range``; values outside it are counted in the edge bins
-    (min and max keep the true extremes).
+    (min and max keep the true extremes). ``count_abs=False`` skips the
+    ``|act|`` counter (one pass less per activation) when only the
+    signed rule is needed.
     """
 
     threshold: float = DEFAULT_THRESHOLD
     bins: int = DEFAULT_BINS
     hist_range: tuple[float, float] = DEFAULT_RANGE
+    count_abs: bool = True
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.threshold) or self.threshold < 0:
@@ -47,21 +50,27 @@ class StatsConfig:
 
 
 class NeuronStats:
-    """Fire counts, a histogram, min, max and mean of one activation tensor,
-    updated in place."""
+    """Fire counts, a histogram, min, max, mean and NaN count of one activation
+    tensor, updated in place.
+
+    Every running value lives in a tensor on the activations' device, so
+    an update never waits for the device (no ``.item()`` per hook); the
+    floats are read only when the statistics are reported.
+    """
 
     def __init__(self, width: int, config: StatsConfig = StatsConfig()) -> None:
         if width < 1:
             raise ValueError(f"width must be positive, got {width}.")
         self.width = width
         self.config = config
+        self.tokens = 0
         self.fire_count = torch.zeros(width, dtype=torch.int64)
         self.abs_fire_count = torch.zeros(width, dtype=torch.int64)
-        self.histogram = torch.zeros(config.bins, dtype=torch.int64)
-        self.tokens = 0
-        self.minimum = math.inf
-        self.maximum = -math.inf
-        self.total = 0.0
+        # One extra bin at the end counts NaN values; it is not part of the histogram.
+        self._bin_counts = torch.zeros(config.bins + 1, dtype=torch.int64)
+        self._minimum = torch.tensor(math.inf, dtype=torch.float32)
+        self._maximum = torch.tensor(-math.inf, dtype=torch.float32)
+        self._total = torch.zeros((), dtype=torch.float64)
 
     def update(self, activations: torch.Tensor) -> None:
         """Add a ``(tokens, width)`` batch of activations (padding already
@@ -77,55 +86,104 @@ class NeuronStats:
         if values.dtype != torch.float32:
             values = values.float()
         threshold = self.config.threshold
-        # int32 partial sums are exact for any batch (< 2**31 tokens) and cheaper than int64.
-        fired = (values > threshold).sum(dim=0, dtype=torch.int32)
-        negative = (values < -threshold).sum(dim=0, dtype=torch.int32)  # disjoint from fired
-        self.fire_count += fired.to(self.fire_count.device)
-        self.abs_fire_count += (fired + negative).to(self.fire_count.device)
+        # Summing a uint8 view of the comparison into int32 is exact for any batch
+        # (< 2**31 tokens) and about twice as fast as summing bools into int64.
+        fired = (values > threshold).view(torch.uint8).sum(dim=0, dtype=torch.int32)
+        self.fire_count += fired
+        if self.config.count_abs:
+            negative = (values < -threshold).view(torch.uint8).sum(dim=0, dtype=torch.int32)
+            self.abs_fire_count += fired + negative
         extremes = torch.aminmax(values)
-        batch_min, batch_max = float(extremes.min), float(extremes.max)
-        self.minimum = min(self.minimum, batch_min)
-        self.maximum = max(self.maximum, batch_max)
-        low, high = self.config.hist_range
-        if batch_min < low or batch_max > high:  # clamp only when needed: one pass less
-            values_in_range = values.clamp(low, high)
-        else:
-            values_in_range = values
-        counts = torch.histc(values_in_range, bins=self.config.bins, min=low, max=high)
-        self.histogram += counts.to(torch.int64).to(self.histogram.device)
-        self.total += float(values.sum())  # float32 within a batch, float64 across batches
+        # A batch with a NaN has NaN extremes; fmin/fmax skip them, so such a batch leaves
+        # min/max as they were instead of hiding every other batch's. Exact NaN-aware
+        # extremes would cost a pass or a device sync per hook; nan_count flags the case.
+        self._minimum = torch.fmin(self._minimum, extremes.min)
+        self._maximum = torch.fmax(self._maximum, extremes.max)
+        self._bin_counts += self._bin_count(values)
+        self._total += values.nansum()  # float32 within a batch, float64 across batches
         self.tokens += int(values.shape[0])
+
+    def _bin_count(self, values: torch.Tensor) -> torch.Tensor:
+        """Counts per fixed bin (out-of-range values in the edge bins), then
+        the NaN count.
+
+        Bin index + ``bincount`` is about 3x faster than ``torch.histc``
+        on CPU (which also needs a clamp pass for out-of-range values);
+        uint8 indices halve the memory traffic when there are < 256
+        bins.
+        """
+        low, high = self.config.hist_range
+        bins = self.config.bins
+        index = (values - low).mul_(bins / (high - low)).clamp_(0, bins - 1)
+        index.nan_to_num_(nan=float(bins))  # clamp keeps NaN; send it to the extra bin
+        index_dtype = torch.uint8 if bins < 256 else torch.int32
+        return torch.bincount(index.reshape(-1).to(index_dtype), minlength=bins + 1)
 
     def to(self, device: torch.device) -> NeuronStats:
         """Keep the counters on ``device`` (where the activations live)."""
         self.fire_count = self.fire_count.to(device)
         self.abs_fire_count = self.abs_fire_count.to(device)
-        self.histogram = self.histogram.to(device)
+        self._bin_counts = self._bin_counts.to(device)
+        self._minimum = self._minimum.to(device)
+        self._maximum = self._maximum.to(device)
+        self._total = self._total.to(device)
         return self
 
     def reset(self) -> None:
-        self.fire_count.zero_()
-        self.abs_fire_count.zero_()
-        self.histogram.zero_()
         self.tokens = 0
-        self.minimum, self.maximum, self.total = math.inf, -math.inf, 0.0
+        for counter in (self.fire_count, self.abs_fire_count, self._bin_counts, self._total):
+            counter.zero_()
+        self._minimum.fill_(math.inf)
+        self._maximum.fill_(-math.inf)
+
+    @property
+    def histogram(self) -> torch.Tensor:
+        """Counts of the ``bins`` fixed bins (NaN values are in none)."""
+        return self._bin_counts[:-1]
+
+    @property
+    def nan_count(self) -> int:
+        """How many NaN activation values were seen (a broken model or
+        data)."""
+        return int(self._bin_counts[-1])
+
+    @property
+    def minimum(self) -> float:
+        return float(self._minimum)
+
+    @property
+    def maximum(self) -> float:
+        return float(self._maximum)
 
     @property
     def mean(self) -> float | None:
-        """Mean activation over all neurons and tokens, or ``None`` before any
-        token."""
-        return self.total / (self.tokens * self.width) if self.tokens else None
+        """Mean of the non-NaN activations over all neurons and tokens, or
+        ``None`` before any."""
+        finite = self.tokens * self.width - self.nan_count
+        return float(self._total) / finite if finite else None
 
     def frequency(self, use_abs: bool = False) -> torch.Tensor:
         """Fraction of tokens on which each neuron fired (zeros before any
         token)."""
+        if use_abs and not self.config.count_abs:
+            raise ValueError(
+                "These statistics were collected with count_abs=False; the |act| rule needs "
+                "StatsConfig(count_abs=True)."
+            )
         counts = self.abs_fire_count if use_abs else self.fire_count
         return counts.double().cpu() / max(self.tokens, 1)
 
     def state_bytes(self) -> int:
         """Bytes held by the tensors of this object: constant in the token
         count."""
-        tensors = (self.fire_count, self.abs_fire_count, self.histogram)
+        tensors = (
+            self.fire_count,
+            self.abs_fire_count,
+            self._bin_counts,
+            self._minimum,
+            self._maximum,
+            self._total,
+        )
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def bin_edges(self) -> list[float]:
@@ -146,6 +204,10 @@ def dead_mask(frequency: torch.Tensor, dead_fraction: float = 0.0) -> torch.Tens
     return frequency < dead_fraction
 
 
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no inf/NaN
+
+
 def summarise(
     stats: NeuronStats, dead_fraction: float = 0.0, use_abs: bool = False
 ) -> dict[str, Any]:
@@ -160,8 +222,9 @@ def summarise(
         "dead_neurons": [int(i) for i in torch.nonzero(dead).flatten()],
         "fire_frequency": [round(float(f), 6) for f in frequency],
         "mean_fire_frequency": float(frequency.mean()),
-        "min": stats.minimum if stats.tokens else None,
-        "max": stats.maximum if stats.tokens else None,
+        "min": _finite_or_none(stats.minimum),
+        "max": _finite_or_none(stats.maximum),
         "mean": stats.mean,
+        "nan_count": stats.nan_count,
         "histogram": {"counts": [int(c) for c in stats.histogram], "edges": stats.bin_edges()},
     }
