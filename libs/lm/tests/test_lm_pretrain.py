@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 import torch
+from transformers import PreTrainedModel
 
 from lm import load_model, load_tokenizer
-from lm.pretrain import main
+from lm.pretrain import build_parser, main, run
 
 FAST = [
     "--max-chars=20000",
@@ -100,3 +101,26 @@ def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(
 def test_steps_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--steps=0", f"--out={tmp_path}"])
+
+
+class RecordingCallback:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def on_train_begin(self, model: PreTrainedModel) -> None:
+        self.events.append(("begin", model.training))
+
+    def on_step_end(self, step: int) -> None:
+        self.events.append(("step", step))
+
+    def on_train_end(self) -> None:
+        self.events.append(("end", None))
+
+
+def test_callbacks_see_every_step_between_begin_and_end(tmp_path: Path) -> None:
+    callback = RecordingCallback()
+    args = build_parser().parse_args(["--steps=3", f"--out={tmp_path}", "--eval-every=2", *FAST])
+    metrics = run(args, callbacks=[callback])
+    assert metrics["step"] == 3
+    assert [name for name, _ in callback.events] == ["begin", "step", "step", "step", "end"]
+    assert [value for name, value in callback.events if name == "step"] == [1, 2, 3]

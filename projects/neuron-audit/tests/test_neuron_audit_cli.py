@@ -98,3 +98,30 @@ def test_strip_subcommand_trains_with_and_without_stripping(corpus: str, tmp_pat
     assert baseline[1]["val_loss"] == stripping[1]["val_loss"]
     assert "weights_zeroed" in stripping[1]
     assert (out / "strip.png").read_bytes()[:8] == PNG
+
+
+def test_monitor_pretrains_with_the_audit_callback_and_alerts(
+    corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "monitor"
+    pretrain = ["--preset=tiny", "--steps=4", f"--corpus={corpus}", "--vocab-size=300"]
+    pretrain += ["--block-size=32", "--batch-size=2", "--eval-every=2", "--eval-batches=1"]
+    args = ["monitor", "--out", str(out), "--every", "2", "--alert", "*.dead_ratio >= 0"]
+    assert main([*args, "--", *pretrain, "--quiet"]) == 1  # the always-true rule fires
+
+    records = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    # only the training passes count (2 steps x 2 x 32 tokens); evaluation passes do not
+    assert [r["tokens"] for r in records] == [128, 128]
+    assert [len(r["dead_ratio"]["mlp_post"]) for r in records] == [2, 2]
+    assert (out / "monitor.png").read_bytes()[:8] == PNG
+    assert (out / "config.json").is_file() and (out / "metrics.json").is_file()
+    assert len((out / "alerts.jsonl").read_text().splitlines()) == 2 * 6
+    assert "alert(s) fired" in capsys.readouterr().err
+
+
+def test_monitor_rejects_a_second_out_for_pretraining(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["monitor", "--out", str(tmp_path), "--", "--out", str(tmp_path / "x")]) == 2
+    assert "Give --out before '--'" in capsys.readouterr().err

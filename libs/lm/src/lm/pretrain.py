@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import torch
 from tqdm import tqdm
@@ -49,6 +49,23 @@ METADATA_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "numpy")
 
 class PretrainError(ValueError):
     """Bad arguments or inputs, reported to the user without a traceback."""
+
+
+class PretrainCallback(Protocol):
+    """Something that watches :func:`run`'s training loop (e.g. a dead-neuron
+    audit).
+
+    ``on_train_begin`` gets the model once it is on its device,
+    ``on_step_end`` runs after every optimizer step (before any
+    evaluation of that step) and ``on_train_end`` always runs, even when
+    training fails, so hooks can be removed.
+    """
+
+    def on_train_begin(self, model: PreTrainedModel) -> None: ...
+
+    def on_step_end(self, step: int) -> object: ...
+
+    def on_train_end(self) -> None: ...
 
 
 def _positive_int(text: str) -> int:
@@ -163,9 +180,12 @@ def _load_or_build(
     return build_model(preset, tokenizer=tokenizer, seed=args.seed), tokenizer, None
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) -> dict[str, Any]:
     """Run pretraining as configured by parsed ``args``; return the final
-    metrics."""
+    metrics.
+
+    ``callbacks`` see the training loop (see :class:`PretrainCallback`).
+    """
     out: Path = args.out
     if args.resume is None and (out / STATE_FILE).exists():
         raise PretrainError(
@@ -249,47 +269,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     step = start_step
     window: list[float] = []
     stopped_early = False
-    with tqdm(
-        # A time budget usually ends the run long before --steps: no misleading ETA then.
-        total=args.steps if args.max_seconds is None else None,
-        initial=start_step,
-        desc="pretrain",
-        unit="step",
-        disable=args.quiet,
-    ) as progress:
-        while step < args.steps:
-            indices = batch_indices(len(train_set), args.batch_size, step, args.seed)
-            batch = collate(train_set, indices).to(device)
-            train_timer.start()
-            window.append(
-                train_step(
-                    model, optimizer, batch, max_grad_norm=args.max_grad_norm, scheduler=scheduler
+    for callback in callbacks:
+        callback.on_train_begin(model)
+    try:
+        with tqdm(
+            # A time budget usually ends the run long before --steps: no misleading ETA then.
+            total=args.steps if args.max_seconds is None else None,
+            initial=start_step,
+            desc="pretrain",
+            unit="step",
+            disable=args.quiet,
+        ) as progress:
+            while step < args.steps:
+                indices = batch_indices(len(train_set), args.batch_size, step, args.seed)
+                batch = collate(train_set, indices).to(device)
+                train_timer.start()
+                window.append(
+                    train_step(
+                        model,
+                        optimizer,
+                        batch,
+                        max_grad_norm=args.max_grad_norm,
+                        scheduler=scheduler,
+                    )
                 )
-            )
-            train_seconds += train_timer.stop()
-            tokens_seen += batch.numel()
-            step += 1
-            progress.update(1)
-            progress.set_postfix(loss=f"{window[-1]:.3f}")
-            out_of_time = args.max_seconds is not None and train_seconds >= args.max_seconds
-            if step % args.eval_every == 0 or step == args.steps or out_of_time:
-                loss = evaluate()
-                log(
-                    {
-                        "step": step,
-                        "val_loss": loss,
-                        "val_perplexity": perplexity(loss),
-                        "train_loss": sum(window) / len(window),
-                        "lr": scheduler.get_last_lr()[0],
-                        "train_seconds": train_seconds,
-                    }
-                )
-                window = []
-            if args.save_every > 0 and step % args.save_every == 0 and step < args.steps:
-                _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, args)
-            if out_of_time:
-                stopped_early = step < args.steps
-                break
+                train_seconds += train_timer.stop()
+                tokens_seen += batch.numel()
+                step += 1
+                progress.update(1)
+                progress.set_postfix(loss=f"{window[-1]:.3f}")
+                for callback in callbacks:
+                    callback.on_step_end(step)
+                out_of_time = args.max_seconds is not None and train_seconds >= args.max_seconds
+                if step % args.eval_every == 0 or step == args.steps or out_of_time:
+                    loss = evaluate()
+                    log(
+                        {
+                            "step": step,
+                            "val_loss": loss,
+                            "val_perplexity": perplexity(loss),
+                            "train_loss": sum(window) / len(window),
+                            "lr": scheduler.get_last_lr()[0],
+                            "train_seconds": train_seconds,
+                        }
+                    )
+                    window = []
+                if args.save_every > 0 and step % args.save_every == 0 and step < args.steps:
+                    _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, args)
+                if out_of_time:
+                    stopped_early = step < args.steps
+                    break
+
+    finally:
+        for callback in callbacks:
+            callback.on_train_end()
 
     _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, args)
     last = history[-1] if history else {"val_loss": evaluate()}

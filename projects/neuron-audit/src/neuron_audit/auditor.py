@@ -27,7 +27,8 @@ class NeuronAuditor:
     forward pass call :meth:`set_mask` with the batch's attention mask
     (``1`` = real token); activations shaped ``(batch, seq, width)``
     are then reduced to the real tokens. Without a mask every token
-    counts.
+    counts. With ``training_only`` only forward passes in training mode
+    count, so a training loop's evaluation passes are left out.
     """
 
     def __init__(
@@ -36,8 +37,10 @@ class NeuronAuditor:
         points: list[CapturePoint] | None = None,
         config: StatsConfig = StatsConfig(),
         kinds: tuple[Kind, ...] = KINDS,
+        training_only: bool = False,
     ) -> None:
         self.model = model
+        self.training_only = training_only
         self.points = points if points is not None else find_capture_points(model, kinds)
         self.config = config
         self.stats: dict[str, NeuronStats] = {}
@@ -93,7 +96,7 @@ class NeuronAuditor:
 
     def observe(self, key: str, activation: torch.Tensor) -> None:
         """Add one captured activation to the statistics of ``key``."""
-        if not self.enabled:
+        if not self.enabled or (self.training_only and not self.model.training):
             return
         values = flatten_tokens(activation.detach())
         index = self._token_index

@@ -4,6 +4,7 @@
 ./pants run projects/neuron-audit:audit -- --model PATH_OR_ID --out DIR
 ./pants run projects/neuron-audit:audit -- swap --out DIR
 ./pants run projects/neuron-audit:audit -- strip --out DIR
+./pants run projects/neuron-audit:audit -- monitor --out DIR -- [lm pretrain options]
 
 Exit status: 0 = done, 1 = an alert rule fired, 2 = bad input.
 """
@@ -22,6 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from lm import ModelLoadError
+from lm import pretrain as lm_pretrain
 from ml_core import collect_run_metadata, seed_everything, write_json_atomic
 from ml_core.device import select_device
 from neuron_audit.alerts import AlertWarning, check_alerts, parse_rules
@@ -36,10 +38,12 @@ from neuron_audit.data import (
 )
 from neuron_audit.hooks import KINDS, Kind, detect_family
 from neuron_audit.metrics import build_report
+from neuron_audit.monitor import AuditCallback
 from neuron_audit.plots import (
     plot_dead_ratios,
     plot_frequency_heatmap,
     plot_histograms,
+    plot_monitor,
     plot_strip_curves,
 )
 from neuron_audit.report import write_report
@@ -130,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Audit a transformer for dead neurons: metrics.json, PNG plots, report.html. "
-        "Sub-commands: 'swap' (activation swap experiment), 'strip' (Synaptic Stripping).",
+        "Sub-commands: 'swap' (activation swap experiment), 'strip' (Synaptic Stripping), "
+        "'monitor' (pretrain with an audit callback).",
         epilog="Exit status: 0 ok, 1 an --alert rule fired, 2 bad input.",
     )
     parser.add_argument(
@@ -189,10 +194,34 @@ def build_strip_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_monitor_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} monitor",
+        description="Pretrain a model with libs/lm's pretrain command while an audit callback "
+        "logs dead ratios every N steps (audit.jsonl, monitor.png) and checks --alert rules. "
+        "Options after '--' go to the pretrain command (see: ./pants run libs/lm:pretrain -- "
+        "--help); --out is shared.",
+        epilog="Exit status: 0 ok, 1 an --alert rule fired, 2 bad input.",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/neuron-audit-monitor"))
+    parser.add_argument(
+        "--every", type=_positive_int, default=50, help="log dead ratios every N steps (50)"
+    )
+    parser.add_argument(
+        "--threshold", type=_non_negative, default=1e-3, help="fires when act > this (0.001)"
+    )
+    parser.add_argument("--abs", action="store_true", help="fire rule |act| > threshold")
+    parser.add_argument("--dead-fraction", type=_fraction, default=0.0)
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--alert", action="append", default=[], metavar="RULE")
+    return parser
+
+
 def _settings(args: argparse.Namespace) -> AuditSettings:
-    low, high = args.hist_range
+    low, high = getattr(args, "hist_range", StatsConfig().hist_range)
+    bins = getattr(args, "bins", StatsConfig().bins)
     try:
-        stats = StatsConfig(threshold=args.threshold, bins=args.bins, hist_range=(low, high))
+        stats = StatsConfig(threshold=args.threshold, bins=bins, hist_range=(low, high))
     except ValueError as error:
         raise AuditError(str(error)) from None
     return AuditSettings(stats=stats, dead_fraction=args.dead_fraction, use_abs=args.abs)
@@ -316,7 +345,64 @@ def run_strip_command(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def run_monitor_command(
+    args: argparse.Namespace, pretrain_argv: Sequence[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Pretrain with an :class:`AuditCallback`; return the pretrain metrics and
+    the alerts."""
+    if any(a == "--out" or a.startswith("--out=") for a in pretrain_argv):
+        raise AuditError("Give --out before '--': the audit and the pretraining share it.")
+    rules = parse_rules(args.alert)
+    settings = _settings(args)
+    out: Path = args.out
+    pretrain_args = lm_pretrain.build_parser().parse_args([*pretrain_argv, "--out", str(out)])
+    out.mkdir(parents=True, exist_ok=True)
+    log_path, alerts_path = out / "audit.jsonl", out / "alerts.jsonl"
+    if pretrain_args.resume is None:  # a resumed run keeps appending to its logs
+        log_path.unlink(missing_ok=True)
+        alerts_path.unlink(missing_ok=True)
+    callback = AuditCallback(
+        None,
+        log_path,
+        every_n_steps=args.every,
+        rules=rules,
+        alerts_path=alerts_path,
+        settings=settings,
+        kinds=cast(tuple[Kind, ...], tuple(args.kinds)),
+    )
+    try:
+        metrics = lm_pretrain.run(pretrain_args, callbacks=[callback])
+    except lm_pretrain.PretrainError as error:
+        raise AuditError(str(error)) from None
+    if callback.records:
+        plot_monitor(callback.records, out / "monitor.png")
+    write_json_atomic(out / "audit_run_metadata.json", _metadata(args, "monitor"))
+    return metrics, callback.alerts
+
+
+def _report_alerts(alerts: Sequence[dict[str, Any]], path: Path) -> int:
+    for alert in alerts:
+        print(f"{PROG}: warning: alert {alert['rule']!r}: {alert['message']}", file=sys.stderr)
+    if alerts:
+        print(f"{PROG}: {len(alerts)} alert(s) fired; see {path}", file=sys.stderr)
+        return EXIT_ALERT
+    return 0
+
+
 def _run(argv: list[str]) -> int:
+    if argv[:1] == ["monitor"]:
+        own, rest = argv[1:], []
+        if "--" in own:  # what follows goes to lm's pretrain command
+            split = own.index("--")
+            own, rest = own[:split], own[split + 1 :]
+        monitor_args = build_monitor_parser().parse_args(own)
+        metrics, alerts = run_monitor_command(monitor_args, rest)
+        print(
+            f"pretrained {metrics['step']} steps: validation perplexity "
+            f"{metrics['initial_val_perplexity']:.1f} -> {metrics['val_perplexity']:.1f}; "
+            f"dead ratios in {monitor_args.out / 'audit.jsonl'}"
+        )
+        return _report_alerts(alerts, monitor_args.out / "alerts.jsonl")
     if argv[:1] == ["swap"]:
         swap = run_swap_command(build_swap_parser().parse_args(argv[1:]))
         for label, result in swap["results"].items():
@@ -340,15 +426,7 @@ def _run(argv: list[str]) -> int:
             f"({100 * summary['max_layer_dead_ratio']:.2f}%)"
         )
     print(f"report: {args.out / 'report.html'}")
-    for alert in alerts:
-        print(f"{PROG}: warning: alert {alert['rule']!r}: {alert['message']}", file=sys.stderr)
-    if alerts:
-        print(
-            f"{PROG}: {len(alerts)} alert(s) fired; see {args.out / 'alerts.jsonl'}",
-            file=sys.stderr,
-        )
-        return EXIT_ALERT
-    return 0
+    return _report_alerts(alerts, args.out / "alerts.jsonl")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

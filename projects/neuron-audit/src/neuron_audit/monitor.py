@@ -24,13 +24,19 @@ class AuditCallback:
     ``every_n_steps`` steps it appends one JSON line to ``log_path``
     with the dead ratio per layer and kind over the tokens seen since
     the last line, checks ``rules`` (alerts go to ``alerts_path``), and
-    starts counting afresh. Memory stays constant. Call :meth:`close`
+    starts counting afresh. Memory stays constant. Forward passes in
+    eval mode (a loop's validation) are not counted. Call :meth:`close`
     (or use it as a context manager) to remove the hooks.
+
+    It is also an ``lm.pretrain.PretrainCallback``: pass ``model=None``
+    and hand it to ``lm.pretrain.run(args, callbacks=[...])``, which
+    calls :meth:`on_train_begin` with the model and
+    :meth:`on_train_end`.
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | None,
         log_path: str | os.PathLike[str],
         *,
         every_n_steps: int = 100,
@@ -46,10 +52,30 @@ class AuditCallback:
         self.rules = list(rules)
         self.alerts_path = Path(alerts_path) if alerts_path is not None else None
         self.settings = settings
-        self.auditor = NeuronAuditor(model, config=settings.stats, kinds=kinds)
-        self.auditor.attach()
+        self.kinds = kinds
         self.alerts: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._auditor: NeuronAuditor | None = None
+        if model is not None:
+            self.on_train_begin(model)
+
+    @property
+    def auditor(self) -> NeuronAuditor:
+        if self._auditor is None:
+            raise RuntimeError("AuditCallback has no model yet: call on_train_begin(model).")
+        return self._auditor
+
+    def on_train_begin(self, model: nn.Module) -> None:
+        """Hook ``model`` (done by the constructor when it was given one)."""
+        self.close()
+        self._auditor = NeuronAuditor(
+            model, config=self.settings.stats, kinds=self.kinds, training_only=True
+        )
+        self._auditor.attach()
+
+    def on_train_end(self) -> None:
+        self.close()
 
     def __enter__(self) -> AuditCallback:
         return self
@@ -58,7 +84,8 @@ class AuditCallback:
         self.close()
 
     def close(self) -> None:
-        self.auditor.detach()
+        if self._auditor is not None:
+            self._auditor.detach()
 
     def set_mask(self, attention_mask: Any) -> None:
         """Pass the next batch's attention mask when batches are padded."""
@@ -80,5 +107,6 @@ class AuditCallback:
         }
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self.records.append(record)
         self.auditor.reset()
         return record

@@ -134,6 +134,29 @@ def plot_strip_curves(
     return _save(figure, path)
 
 
+def plot_monitor(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Dead ratio per layer against training step, one panel per kind (an
+    ``AuditCallback`` log)."""
+    if not records:
+        raise ValueError("No monitoring records to plot.")
+    kinds = list(records[0]["dead_ratio"])
+    figure, panels = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
+    steps = [int(r["step"]) for r in records]
+    for axes, kind in zip(panels[0], kinds):
+        layers = len(records[0]["dead_ratio"][kind])
+        for layer in range(layers):
+            values = [100 * float(r["dead_ratio"][kind][layer]) for r in records]
+            axes.plot(steps, values, marker=".", label=f"layer {layer}")
+        axes.set_xlabel("training step")
+        axes.set_ylabel("dead neurons (%)")
+        axes.set_ylim(bottom=0)
+        axes.set_title(kind)
+        axes.grid(alpha=0.3)
+        if layers <= 12:
+            axes.legend(fontsize="small")
+    return _save(figure, path)
+
+
 def plot_memory(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Peak memory growth against tokens audited, streaming vs store-all."""
     figure, axes = plt.subplots(figsize=(7, 4))
