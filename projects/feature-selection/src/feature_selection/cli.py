@@ -40,6 +40,7 @@ from ml_core import atomic_output, collect_run_metadata, seed_everything, write_
 
 EXIT_BAD_INPUT = 2
 DEFAULT_METHODS = "association,mutual_info,l1,rfecv,boruta"
+DEFAULT_THRESHOLD = 0.5
 OTHER_METHODS = ("variance", "missing_ratio", "vif", "forward", "backward", "rfe", "rfecv", "l1")
 ALL_METHODS = (*OTHER_METHODS[:3], *FILTER_METHODS, *OTHER_METHODS[3:], "boruta")
 
@@ -102,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated methods from: {', '.join(ALL_METHODS)}",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5, help="keep features whose vote share exceeds this"
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="keep features whose vote share exceeds this",
     )
     parser.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
     parser.add_argument("--seed", type=int, default=0, help="random seed for every method")
