@@ -8,7 +8,8 @@ from feature_selection_testing import SIGNAL, classification_table
 
 from feature_selection.cli import main
 
-FAST = ["--methods", "pearson,anova,l1", "--cv", "3", "--quiet"]
+# Three quick voters and a strict majority (2 of 3), not the default pair and union.
+FAST = ["--methods", "pearson,anova,l1", "--threshold", "0.5", "--cv", "3", "--quiet"]
 
 
 @pytest.fixture
@@ -139,3 +140,31 @@ def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert exit_info.value.code == 0
     assert "--methods" in capsys.readouterr().out
+
+
+def curved_table(n_rows: int = 200, seed: int = 1) -> pd.DataFrame:
+    """``y`` rises with s0 and with q0 squared: q0 has no linear effect (a
+    univariate filter cannot see it, a forest can); n0..n3 are noise."""
+    rng = np.random.default_rng(seed)
+    names = ["s0", "q0", "n0", "n1", "n2", "n3"]
+    frame = pd.DataFrame({name: rng.normal(size=n_rows) for name in names})
+    logit = 2 * frame["s0"] + 2 * (frame["q0"] ** 2 - 0.5) + 0.3 * rng.normal(size=n_rows)
+    frame["y"] = (logit > 0).astype(int)
+    return frame
+
+
+def test_default_voters_keep_what_either_one_finds(tmp_path: Path) -> None:
+    """The defaults (association + Boruta, any vote) keep the linear feature
+    and the curved one only Boruta finds, and no noise column."""
+    path = tmp_path / "curved.csv"
+    curved_table().to_csv(path, index=False)
+    out = tmp_path / "out"
+    assert main([str(path), "--target", "y", "--out", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["methods"]) == ["association", "boruta"]
+    assert report["threshold"] == 0.0
+    assert report["methods"]["association"]["kept"] == ["s0"]
+    assert "q0" in report["methods"]["boruta"]["kept"]
+    assert report["selected"] == ["s0", "q0"]
+    assert report["vote_share"]["q0"] == 0.5
+    assert report["vote_share"]["n0"] == 0.0

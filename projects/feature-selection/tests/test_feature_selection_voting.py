@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from feature_selection import FeatureSelectionError, FilterSelector, L1Selector, VotingSelector
+from feature_selection.voting import tally
 
 
 class FixedSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
@@ -52,6 +53,18 @@ def test_threshold_is_configurable() -> None:
     voting = VotingSelector(fixed(*masks), threshold=0.4).fit(X_FOUR, None)
     assert list(voting.get_feature_names_out()) == ["a", "b", "c"]
     assert VotingSelector(fixed(*masks), threshold=0.0).fit(X_FOUR).get_support().sum() == 3
+
+
+def test_tally_any_vote_and_strict_majority() -> None:
+    votes = pd.DataFrame([[1, 1, 0, 0], [1, 0, 1, 0]], columns=["a", "b", "c", "d"])
+    share, union = tally(votes, 0.0)
+    assert share.tolist() == [1.0, 0.5, 0.5, 0.0]
+    assert union.tolist() == [True, True, True, False]
+    # With two voters a share above 0.5 needs both: the intersection.
+    assert tally(votes, 0.5)[1].tolist() == [True, False, False, False]
+    # VotingSelector applies the same rule.
+    fitted = VotingSelector(fixed([1, 1, 0, 0], [1, 0, 1, 0]), threshold=0.0).fit(X_FOUR)
+    assert fitted.get_support().tolist() == union.tolist()
 
 
 def test_bad_voting_configurations_are_rejected() -> None:

@@ -6,12 +6,20 @@ features, and sklearn's bundled real tables with added noise columns (relevant =
 columns). Reports precision / recall / F1 per method and for the voting selector, runtime per
 method, and Boruta through this package next to ``boruta.BorutaPy`` called directly.
 
+Besides ``results.csv`` and ``summary.json`` it writes ``selections.json``: every method's
+kept columns per dataset, so other voter sets and thresholds can be scored in seconds without
+refitting (``--rescore selections.json --voters ... --threshold ...``; ``--grid`` scores every
+voter subset and k-of-n rule). ``--seeds`` / ``--real-seeds`` pick the datasets, so a voting
+rule chosen on some seeds can be checked on others.
+
     ./pants run projects/feature-selection:benchmark -- --out runs/feature-selection-benchmark
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from boruta import BorutaPy
+from sklearn.base import clone
 from sklearn.datasets import (
     load_breast_cancer,
     load_diabetes,
@@ -31,6 +40,7 @@ from sklearn.datasets import (
 )
 
 from feature_selection.base import BaseSelector
+from feature_selection.cli import DEFAULT_METHODS, DEFAULT_THRESHOLD
 from feature_selection.selectors import (
     BorutaSelector,
     FilterSelector,
@@ -38,10 +48,20 @@ from feature_selection.selectors import (
     RFESelector,
     SequentialSelector,
 )
-from feature_selection.voting import VotingSelector
+from feature_selection.voting import VotingSelector, tally
 from ml_core import atomic_output, collect_run_metadata, write_json_atomic
 
-VOTERS = ("association", "mutual_info", "l1", "rfecv", "boruta")
+# The methods a voter set can be drawn from (all fitted on every dataset by default).
+CANDIDATES = ("association", "mutual_info", "l1", "rfecv", "boruta")
+# ... plus Boruta with its tentative features kept, read off the same fit.
+CANDIDATES_WITH_VARIANTS = (*CANDIDATES, "boruta_tentative")
+# Single methods run besides the voters: the candidates, two references, and BorutaPy called
+# directly (to check the wrapper).
+METHODS = (*CANDIDATES, "anova", "forward", "boruta_direct")
+# The CLI's default voters and threshold are what the "voting" row measures.
+VOTERS = tuple(DEFAULT_METHODS.split(","))
+# Forward selection refits a model per candidate feature per step: only on narrow tables.
+FORWARD_MAX_FEATURES = 60
 # A fixed forest size; BorutaPy's "auto" grows it with the feature count (slow at 200+).
 BORUTA_TREES = 100
 
@@ -107,12 +127,20 @@ def synthetic_datasets(seeds: Sequence[int], sizes: Sequence[int]) -> list[Datas
     return datasets
 
 
-def real_datasets(n_noise: int, seed: int) -> list[Dataset]:
+def real_datasets(n_noise: int, seeds: Sequence[int]) -> list[Dataset]:
     loaders: list[tuple[str, str, Callable[..., Any]]] = [
         ("breast_cancer", "classification", load_breast_cancer),
         ("wine", "classification", load_wine),
         ("diabetes", "regression", load_diabetes),
     ]
+    return [
+        dataset for seed in seeds for dataset in _real_datasets_for_seed(loaders, n_noise, seed)
+    ]
+
+
+def _real_datasets_for_seed(
+    loaders: Sequence[tuple[str, str, Callable[..., Any]]], n_noise: int, seed: int
+) -> list[Dataset]:
     rng = np.random.default_rng(seed)
     datasets = []
     for name, task, loader in loaders:
@@ -128,34 +156,37 @@ def real_datasets(n_noise: int, seed: int) -> list[Dataset]:
                 source = X.columns[index % len(relevant)]
                 X[f"noise{index}"] = rng.permutation(X[source].to_numpy())
         datasets.append(
-            Dataset(f"{name} +{n_noise} noise", "real", task, X, bunch.target, relevant, seed)
+            Dataset(
+                f"{name} +{n_noise} noise seed={seed}",
+                "real",
+                task,
+                X,
+                bunch.target,
+                relevant,
+                seed,
+            )
         )
     return datasets
 
 
-def selectors_for(
-    dataset: Dataset, boruta_max_iter: int
-) -> tuple[list[tuple[str, BaseSelector]], list[tuple[str, BaseSelector]]]:
-    """(voters, extra single methods) with default options; nothing is told the
-    answer."""
+def selectors_for(dataset: Dataset, boruta_max_iter: int) -> dict[str, BaseSelector]:
+    """Every single method the benchmark can run, with default options; nothing
+    is told the answer."""
     seed, task = dataset.seed, dataset.task
-    voters: list[tuple[str, BaseSelector]] = [
-        ("association", FilterSelector("association", task=task, random_state=seed)),
-        ("mutual_info", FilterSelector("mutual_info", task=task, random_state=seed)),
-        ("l1", L1Selector(task=task, random_state=seed)),
+    methods: dict[str, BaseSelector] = {
+        "association": FilterSelector("association", task=task, random_state=seed),
+        "mutual_info": FilterSelector("mutual_info", task=task, random_state=seed),
+        "l1": L1Selector(task=task, random_state=seed),
         # Drop 10% of the features per step: step=1 costs minutes at 200 features.
-        ("rfecv", RFESelector(cv=5, step=0.1, task=task)),
-        (
-            "boruta",
-            BorutaSelector(
-                n_estimators=BORUTA_TREES, max_iter=boruta_max_iter, task=task, random_state=seed
-            ),
+        "rfecv": RFESelector(cv=5, step=0.1, task=task),
+        "boruta": BorutaSelector(
+            n_estimators=BORUTA_TREES, max_iter=boruta_max_iter, task=task, random_state=seed
         ),
-    ]
-    extras: list[tuple[str, BaseSelector]] = [("anova", FilterSelector("anova", task=task))]
-    if dataset.X.shape[1] <= 60:
-        extras.append(("forward", SequentialSelector("forward", cv=5, task=task)))
-    return voters, extras
+        "anova": FilterSelector("anova", task=task),
+    }
+    if dataset.X.shape[1] <= FORWARD_MAX_FEATURES:
+        methods["forward"] = SequentialSelector("forward", cv=5, task=task)
+    return methods
 
 
 def scores(selected: Sequence[str], relevant: set[str]) -> dict[str, float]:
@@ -184,57 +215,152 @@ def boruta_direct(dataset: Dataset, selector: BorutaSelector) -> tuple[float, np
 
 
 def run_benchmark(
-    seeds: Sequence[int], sizes: Sequence[int], n_noise: int, boruta_max_iter: int
-) -> pd.DataFrame:
-    datasets = synthetic_datasets(seeds, sizes) + real_datasets(n_noise, seed=0)
+    datasets: Sequence[Dataset],
+    voters: Sequence[str],
+    threshold: float,
+    methods: Sequence[str],
+    boruta_max_iter: int,
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Results (one row per dataset and method, plus "voting") and the saved
+    selections.
+
+    The voters are fitted once, inside the ``VotingSelector`` the row
+    "voting" scores; the other ``methods`` are fitted on their own. Each
+    selection record holds every method's kept columns (plus
+    "boruta_tentative": Boruta's confirmed and tentative features from
+    the same fit), so other voter sets and thresholds can be scored
+    later without refitting (``rescore``).
+    """
     rows: list[dict[str, Any]] = []
+    selections: list[dict[str, Any]] = []
     for position, dataset in enumerate(datasets, start=1):
         started = time.perf_counter()
-        voters, extras = selectors_for(dataset, boruta_max_iter)
-        voting = VotingSelector(voters).fit(dataset.X, dataset.y)
-        base = {"dataset": dataset.name, "kind": dataset.kind, "p": dataset.X.shape[1]}
-        for name, fitted in voting.selectors_.items():
-            kept = [str(c) for c in fitted.get_feature_names_out()]
-            rows.append(
-                {**base, "method": name, "seconds": voting.timings_[name]}
-                | scores(kept, dataset.relevant)
-            )
-        kept = [str(c) for c in voting.get_feature_names_out()]
-        rows.append(
-            {**base, "method": "voting", "seconds": sum(voting.timings_.values())}
-            | scores(kept, dataset.relevant)
-        )
-        for name, selector in extras:
+        available = selectors_for(dataset, boruta_max_iter)
+        voting = VotingSelector(
+            [(name, available[name]) for name in voters], threshold=threshold
+        ).fit(dataset.X, dataset.y)
+        fitted: dict[str, BaseSelector] = dict(voting.selectors_)
+        seconds: dict[str, float] = dict(voting.timings_)
+        for name in methods:
+            if name in fitted or name not in available:
+                continue  # a voter (already fitted), or forward on a wide table
             tic = time.perf_counter()
-            selector.fit(dataset.X, dataset.y)
-            kept = [str(c) for c in selector.get_feature_names_out()]
-            rows.append(
-                {**base, "method": name, "seconds": time.perf_counter() - tic}
-                | scores(kept, dataset.relevant)
-            )
-        boruta = voting.selectors_["boruta"]
-        assert isinstance(boruta, BorutaSelector)
-        seconds, support = boruta_direct(dataset, boruta)
-        same = bool((support == boruta.boruta_.support_).all())
-        rows.append(
-            {**base, "method": "BorutaPy direct", "seconds": seconds, "same_as_wrapper": same}
-            | scores(list(dataset.X.columns[support]), dataset.relevant)
-        )
+            fitted[name] = clone(available[name]).fit(dataset.X, dataset.y)
+            seconds[name] = time.perf_counter() - tic
+        kept = {name: [str(c) for c in fit.get_feature_names_out()] for name, fit in fitted.items()}
+        boruta = fitted.get("boruta")
+        if isinstance(boruta, BorutaSelector):
+            weak = boruta.get_support() | boruta.tentative_
+            kept["boruta_tentative"] = [str(c) for c in dataset.X.columns[weak]]
+            seconds["boruta_tentative"] = seconds["boruta"]
+            if "boruta_direct" in methods:
+                seconds["boruta_direct"], support = boruta_direct(dataset, boruta)
+                kept["boruta_direct"] = [str(c) for c in dataset.X.columns[support]]
+        kept["voting"] = [str(c) for c in voting.get_feature_names_out()]
+        seconds["voting"] = sum(voting.timings_.values())
+        record = {
+            "dataset": dataset.name,
+            "kind": dataset.kind,
+            "seed": dataset.seed,
+            "p": dataset.X.shape[1],
+            "relevant": sorted(dataset.relevant),
+            "kept": kept,
+            "seconds": seconds,
+        }
+        selections.append(record)
+        rows.extend(score_record(record))
         print(
             f"[{position}/{len(datasets)}] {dataset.name}: "
             f"{time.perf_counter() - started:.1f}s "
-            + str({name: round(sec, 1) for name, sec in voting.timings_.items()}),
+            + str({name: round(sec, 1) for name, sec in seconds.items()}),
             file=sys.stderr,
             flush=True,
         )
+    return pd.DataFrame(rows), selections
+
+
+def score_record(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """One result row per method of a selection record."""
+    relevant = set(record["relevant"])
+    base = {"dataset": record["dataset"], "kind": record["kind"], "p": record["p"]}
+    rows = []
+    for name, kept in record["kept"].items():
+        row = {**base, "method": name, "seconds": record["seconds"].get(name, float("nan"))}
+        if name == "boruta_direct":
+            row["same_as_wrapper"] = set(kept) == set(record["kept"]["boruta"])
+        rows.append(row | scores(kept, relevant))
+    return rows
+
+
+def revote(record: dict[str, Any], voters: Sequence[str], threshold: float) -> list[str]:
+    """The features ``VotingSelector(voters, threshold)`` keeps, from saved
+    selections."""
+    missing = [name for name in voters if name not in record["kept"]]
+    if missing:
+        raise ValueError(f"{record['dataset']}: no saved selection for {missing}")
+    columns = sorted({c for name in voters for c in record["kept"][name]})
+    votes = pd.DataFrame(
+        [[int(c in set(record["kept"][name])) for c in columns] for name in voters],
+        index=list(voters),
+        columns=columns,
+    )
+    _, support = tally(votes, threshold)
+    return [c for c, keep in zip(columns, support) if keep]
+
+
+def rescore(
+    selections: Sequence[dict[str, Any]], voters: Sequence[str], threshold: float
+) -> pd.DataFrame:
+    """Results as ``run_benchmark`` gives them, with "voting" recomputed for
+    other voters."""
+    rows = []
+    for record in selections:
+        kept = {**record["kept"], "voting": revote(record, voters, threshold)}
+        seconds = {**record["seconds"], "voting": sum(record["seconds"][n] for n in voters)}
+        rows.extend(score_record({**record, "kept": kept, "seconds": seconds}))
     return pd.DataFrame(rows)
 
 
+def k_of_n_grid(
+    selections: Sequence[dict[str, Any]], candidates: Sequence[str], max_voters: int = 5
+) -> pd.DataFrame:
+    """Mean precision / recall / F1 by kind for every voter subset and every "at least k of n
+    votes" rule (threshold (k - 0.5) / n), from saved selections.
+
+    Columns: voters, n, k, threshold, then ``{kind}_{metric}`` and ``all_f1`` (mean over
+    every dataset). Sorted by ``all_f1``.
+    """
+    rows = []
+    for n in range(1, max_voters + 1):
+        for voters in itertools.combinations(candidates, n):
+            for k in range(1, n + 1):
+                threshold = (k - 0.5) / n
+                results = []
+                for record in selections:
+                    kept = revote(record, voters, threshold)
+                    results.append({"kind": record["kind"]} | scores(kept, set(record["relevant"])))
+                frame = pd.DataFrame(results)
+                row: dict[str, Any] = {
+                    "voters": ",".join(voters),
+                    "n": n,
+                    "k": k,
+                    "threshold": round(threshold, 4),
+                }
+                for kind, group in frame.groupby("kind"):
+                    for metric in ("precision", "recall", "f1"):
+                        row[f"{kind}_{metric}"] = group[metric].mean()
+                row["all_f1"] = frame["f1"].mean()
+                rows.append(row)
+    return pd.DataFrame(rows).sort_values("all_f1", ascending=False).reset_index(drop=True)
+
+
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    grouped = results.groupby(["kind", "method"])[
-        ["precision", "recall", "f1", "n_selected", "seconds"]
-    ].mean()
-    return grouped.round(3).reset_index()
+    """Means per kind ("synthetic", "real") and method, then over every dataset
+    ("all")."""
+    metrics = ["precision", "recall", "f1", "n_selected", "seconds"]
+    by_kind = results.groupby(["kind", "method"])[metrics].mean().reset_index()
+    overall = results.groupby("method")[metrics].mean().reset_index().assign(kind="all")
+    return pd.concat([by_kind, overall[by_kind.columns]], ignore_index=True).round(3)
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
@@ -250,21 +376,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/feature-selection-benchmark"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--real-seeds",
+        type=int,
+        nargs="*",
+        default=[0, 1, 2],
+        help="seeds of the noise columns added to the real tables (and of their methods)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 200])
     parser.add_argument("--noise-columns", type=int, default=20)
     parser.add_argument("--boruta-max-iter", type=int, default=20)
+    parser.add_argument(
+        "--voters", default=DEFAULT_METHODS, help="comma-separated voters (the CLI default)"
+    )
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    parser.add_argument(
+        "--methods",
+        nargs="*",
+        default=list(METHODS),
+        help=f"single methods to run besides the voters, from {', '.join(METHODS)}",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        help="score --voters/--threshold on a saved selections.json instead of fitting",
+    )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="also write grid.csv: every voter subset and k-of-n rule (needs selections)",
+    )
     args = parser.parse_args(argv)
-    results = run_benchmark(args.seeds, args.sizes, args.noise_columns, args.boruta_max_iter)
+    voters = [name.strip() for name in args.voters.split(",") if name.strip()]
+    allowed = CANDIDATES_WITH_VARIANTS if args.rescore else CANDIDATES
+    unknown = sorted(set(args.methods) - set(METHODS)) + sorted(set(voters) - set(allowed))
+    if unknown:
+        parser.error(f"unknown methods: {', '.join(unknown)}")
+    started = time.perf_counter()
+    if args.rescore:
+        selections = json.loads(args.rescore.read_text())["selections"]
+        results = rescore(selections, voters, args.threshold)
+    else:
+        datasets = synthetic_datasets(args.seeds, args.sizes) + real_datasets(
+            args.noise_columns, args.real_seeds
+        )
+        results, selections = run_benchmark(
+            datasets, voters, args.threshold, args.methods, args.boruta_max_iter
+        )
+    wall = time.perf_counter() - started
     table = summary(results)
     with atomic_output(args.out / "results.csv") as temporary:
         results.to_csv(temporary, index=False)
+    if not args.rescore:
+        write_json_atomic(args.out / "selections.json", {"selections": selections})
+    if args.grid:
+        saved = [n for n in CANDIDATES_WITH_VARIANTS if all(n in r["kept"] for r in selections)]
+        grid = k_of_n_grid(selections, saved)
+        with atomic_output(args.out / "grid.csv") as temporary:
+            grid.to_csv(temporary, index=False)
+    direct = results.loc[results["method"] == "boruta_direct"]
     write_json_atomic(
         args.out / "summary.json",
         {
             "args": {key: str(value) for key, value in vars(args).items()},
+            "wall_seconds": round(wall, 1),
             "summary": table.to_dict(orient="records"),
-            "boruta_same_as_direct": bool(
-                results.loc[results["method"] == "BorutaPy direct", "same_as_wrapper"].all()
+            "boruta_same_as_direct": (
+                bool(direct["same_as_wrapper"].all()) if len(direct) else None
             ),
             "run": collect_run_metadata(
                 packages=("numpy", "pandas", "scikit-learn", "boruta")
@@ -272,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     )
     print(to_markdown(table))
+    print(f"wall time: {wall:.1f}s", file=sys.stderr)
     return 0
 
 

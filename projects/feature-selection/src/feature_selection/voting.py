@@ -25,6 +25,17 @@ from feature_selection.errors import FeatureSelectionError  # noqa: E402
 from ml_core import atomic_output  # noqa: E402
 
 
+def tally(votes: pd.DataFrame, threshold: float) -> tuple[pd.Series, np.ndarray]:
+    """Vote share per feature and the kept mask for a votes table (selector x
+    feature, 1 = kept): a feature is kept when its share *exceeds* ``threshold``.
+
+    ``VotingSelector.fit`` uses this, and so does the benchmark when it re-scores saved
+    selections, so both apply exactly the same rule.
+    """
+    share = votes.mean(axis=0)
+    return share, (share > threshold).to_numpy()
+
+
 class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
     """Fit every selector; keep the features whose share of votes exceeds ``threshold``.
 
@@ -86,8 +97,7 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         columns = [str(column) for column in frame.columns]
         self.votes_ = pd.DataFrame.from_dict(rows, orient="index", columns=columns)
         self.votes_.index.name = "selector"
-        self.vote_share_ = self.votes_.mean(axis=0)
-        self.support_ = (self.vote_share_ > self.threshold).to_numpy()
+        self.vote_share_, self.support_ = tally(self.votes_, self.threshold)
         return self
 
     def _get_support_mask(self) -> np.ndarray:

@@ -1,0 +1,110 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feature_selection.benchmark import (
+    CANDIDATES,
+    VOTERS,
+    k_of_n_grid,
+    main,
+    real_datasets,
+    rescore,
+    revote,
+    scores,
+    synthetic_datasets,
+)
+from feature_selection.cli import DEFAULT_METHODS
+
+
+def record(kind: str = "synthetic") -> dict[str, Any]:
+    """Saved selections for one dataset: relevant a, b, c; three methods."""
+    return {
+        "dataset": f"toy {kind}",
+        "kind": kind,
+        "seed": 0,
+        "p": 5,
+        "relevant": ["a", "b", "c"],
+        "kept": {"m1": ["a", "b"], "m2": ["a", "c", "x"], "m3": ["a", "y"]},
+        "seconds": {"m1": 1.0, "m2": 2.0, "m3": 4.0},
+    }
+
+
+def test_scores_precision_recall_f1() -> None:
+    assert scores(["a", "b", "x"], {"a", "b", "c", "d"}) == {
+        "precision": 2 / 3,
+        "recall": 0.5,
+        "f1": 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5),
+        "n_selected": 3,
+    }
+    assert scores([], {"a"})["precision"] == 0.0  # an empty selection scores 0
+
+
+def test_revote_applies_the_voting_selectors_rule() -> None:
+    voters = ["m1", "m2", "m3"]
+    # a: 3 votes, b, c, x, y: 1 vote each.
+    assert revote(record(), voters, 0.5) == ["a"]
+    assert revote(record(), voters, 0.0) == ["a", "b", "c", "x", "y"]
+    # Shares must exceed the threshold: 1 vote of 3 is not above 1/3.
+    assert revote(record(), voters, 1 / 3) == ["a"]
+    assert revote(record(), ["m1", "m2"], 0.3) == ["a", "b", "c", "x"]
+    with pytest.raises(ValueError, match="no saved selection"):
+        revote(record(), ["m1", "nope"], 0.5)
+
+
+def test_rescore_recomputes_only_the_voting_row() -> None:
+    saved = record()
+    saved["kept"]["voting"] = ["y"]
+    results = rescore([saved], ["m1", "m2"], 0.0).set_index("method")
+    assert results.loc["voting", "n_selected"] == 4
+    assert results.loc["voting", "recall"] == 1.0
+    assert results.loc["voting", "seconds"] == 3.0
+    assert results.loc["m1", "precision"] == 1.0
+
+
+def test_k_of_n_grid_covers_every_subset_and_rule() -> None:
+    grid = k_of_n_grid([record("synthetic"), record("real")], ["m1", "m2", "m3"], max_voters=3)
+    # 3 singles (k=1) + 3 pairs (k=1,2) + 1 triple (k=1,2,3)
+    assert len(grid) == 3 + 6 + 3
+    union = grid[(grid["voters"] == "m1,m2") & (grid["k"] == 1)].iloc[0]
+    assert union["synthetic_recall"] == 1.0
+    assert union["real_precision"] == 0.75
+    assert grid["all_f1"].is_monotonic_decreasing
+
+
+def test_default_voters_are_the_clis() -> None:
+    assert VOTERS == tuple(DEFAULT_METHODS.split(","))
+    assert set(VOTERS) <= set(CANDIDATES)
+
+
+def test_datasets_know_their_relevant_columns() -> None:
+    synthetic = synthetic_datasets([0], [20])
+    assert [d.name for d in synthetic] == ["clf p=20 seed=0", "reg p=50 seed=0"]
+    assert synthetic[0].relevant == {f"f{i}" for i in range(7)}
+    real = real_datasets(4, [0, 1])
+    assert len(real) == 6
+    wine = [d for d in real if d.name.startswith("wine")]
+    assert wine[0].relevant == set(wine[0].X.columns[:13])
+    # Another seed draws other noise columns.
+    assert not wine[0].X["noise0"].equals(wine[1].X["noise0"])
+
+
+def test_benchmark_main_saves_selections_and_rescores(tmp_path: Path) -> None:
+    argv = ["--seeds", "0", "--sizes", "20", "--real-seeds", "--methods", "anova"]
+    argv += ["--voters", "association,l1", "--threshold", "0.0", "--boruta-max-iter", "5"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    saved = json.loads((tmp_path / "run" / "selections.json").read_text())["selections"]
+    assert [s["dataset"] for s in saved] == ["clf p=20 seed=0", "reg p=50 seed=0"]
+    for selection in saved:
+        union = set(selection["kept"]["association"]) | set(selection["kept"]["l1"])
+        assert set(selection["kept"]["voting"]) == union
+        assert set(selection["kept"]) == {"association", "l1", "anova", "voting"}
+    rescored = tmp_path / "rescored"
+    rescore_argv = ["--voters", "association", "--threshold", "0.5", "--grid"]
+    selections = str(tmp_path / "run" / "selections.json")
+    assert main([*rescore_argv, "--rescore", selections, "--out", str(rescored)]) == 0
+    assert (rescored / "grid.csv").is_file()
+    summary = json.loads((rescored / "summary.json").read_text())["summary"]
+    rows = {row["method"]: row for row in summary}
+    assert rows["voting"]["f1"] == rows["association"]["f1"]
