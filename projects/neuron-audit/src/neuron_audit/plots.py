@@ -149,7 +149,7 @@ def plot_monitor(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
             axes.plot(steps, values, marker=".", label=f"layer {layer}")
         axes.set_xlabel("training step")
         axes.set_ylabel("dead neurons (%)")
-        axes.set_ylim(bottom=0)
+        axes.set_ylim(0, max(1.0, axes.get_ylim()[1]))  # a flat 0% line reads as 0%, not noise
         axes.set_title(kind)
         axes.grid(alpha=0.3)
         if layers <= 12:
