@@ -73,5 +73,6 @@ def test_nan_activations_are_reported_and_can_raise_an_alert() -> None:
     layers = run_audit(model, [{"input_ids": ids, "attention_mask": torch.ones_like(ids)}])
     post = next(row for row in layers if row["kind"] == "mlp_post")
     assert post["nan_count"] == 2
-    alerts = check_alerts(parse_rules(["*.nan_count > 0"]), layers)
+    with pytest.warns(AlertWarning, match="nan_count"):
+        alerts = check_alerts(parse_rules(["*.nan_count > 0"]), layers)
     assert {alert["kind"] for alert in alerts} == {"mlp_pre", "mlp_post"}
