@@ -16,6 +16,8 @@ cleanup() {
 trap cleanup EXIT
 log() { echo "e2e/publish: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
+# The end of a Pants log without the [stats] counters block, which would hide the error.
+log_tail() { grep -vE '^\s+[a-z_]+: [0-9]+$|\[INFO\] Counters:' "$1" | tail -40 >&2; }
 
 bash "$repo_root/build-support/containers/setup.sh" --registry
 
@@ -57,11 +59,11 @@ scenario() {
   started=$(date +%s.%N)
   GIT_COMMIT="$tag" ./pants --changed-since=main --changed-dependents=transitive \
     --filter-target-type=docker_image publish >"$work/$name.log" 2>&1 ||
-    { tail -40 "$work/$name.log" >&2; fail "$name: publish failed."; }
+    { log_tail "$work/$name.log"; fail "$name: publish failed."; }
   elapsed=$(python3 -c "import time,sys; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$started")
   actual="$(published_with_tag "$tag" | sort | tr '\n' ' ')"
   [[ "$actual" == "$expected" ]] ||
-    { tail -40 "$work/$name.log" >&2; fail "$name: expected [${expected% }], registry has [${actual% }] tagged $tag."; }
+    { log_tail "$work/$name.log"; fail "$name: expected [${expected% }], registry has [${actual% }] tagged $tag."; }
   log "$name: published [${actual% }] in ${elapsed}s, as expected."
   echo "$name ${elapsed}s [${actual% }]" >>"$work/summary"
 }

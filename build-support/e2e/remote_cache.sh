@@ -17,6 +17,8 @@ cleanup() {
 trap cleanup EXIT
 log() { echo "e2e/remote-cache: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
+# The end of a Pants log without the [stats] counters block, which would hide the error.
+log_tail() { grep -vE '^\s+[a-z_]+: [0-9]+$|\[INFO\] Counters:' "$1" | tail -40 >&2; }
 
 # BuildGrid 0.9 needs Python 3.13.
 venv="$cache_root/buildgrid-venv"
@@ -77,7 +79,7 @@ run_clone() {
   git clone -q "$repo_root" "$work/$name"
   (cd "$work/$name" && ./pants --no-pantsd --local-store-dir="$work/$name-store" \
     --remote-store-address="grpc://$address" --remote-cache-read "$@" \
-    test "${targets[@]}") >"$work/$name.log" 2>&1 || { tail -40 "$work/$name.log" >&2; fail "tests failed in $name."; }
+    test "${targets[@]}") >"$work/$name.log" 2>&1 || { log_tail "$work/$name.log"; fail "tests failed in $name."; }
 }
 
 started=$(date +%s)
