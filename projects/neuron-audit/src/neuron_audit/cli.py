@@ -114,6 +114,9 @@ def _add_data(parser: argparse.ArgumentParser, max_tokens: int) -> None:
     parser.add_argument("--max-tokens", type=_positive_int, default=max_tokens)
     parser.add_argument("--batch-size", type=_positive_int, default=8)
     parser.add_argument("--max-length", type=_positive_int, default=128, help="tokens per row")
+
+
+def _add_stats(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold", type=_non_negative, default=1e-3, help="fires when act > this (0.001)"
     )
@@ -146,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(parser, "runs/neuron-audit")
     _add_data(parser, 20_000)
+    _add_stats(parser)
+    _add_kinds_and_alerts(parser)
+    return parser
+
+
+def _add_kinds_and_alerts(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="what to capture"
     )
@@ -157,7 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="e.g. 'mlp_post.dead_ratio > 0.2' or 'mean attn_out.dead_ratio >= 5%%' "
         "(repeatable); exit 1 when one fires",
     )
-    return parser
 
 
 def build_swap_parser() -> argparse.ArgumentParser:
@@ -168,6 +176,7 @@ def build_swap_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=None, help="as for audit")
     _add_common(parser, "runs/neuron-audit-swap")
     _add_data(parser, 10_000)
+    _add_stats(parser)
     parser.add_argument(
         "--activations", nargs="+", choices=sorted(ACTIVATIONS), default=list(ACTIVATIONS)
     )
@@ -207,21 +216,15 @@ def build_monitor_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--every", type=_positive_int, default=50, help="log dead ratios every N steps (50)"
     )
-    parser.add_argument(
-        "--threshold", type=_non_negative, default=1e-3, help="fires when act > this (0.001)"
-    )
-    parser.add_argument("--abs", action="store_true", help="fire rule |act| > threshold")
-    parser.add_argument("--dead-fraction", type=_fraction, default=0.0)
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
-    parser.add_argument("--alert", action="append", default=[], metavar="RULE")
+    _add_stats(parser)
+    _add_kinds_and_alerts(parser)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> AuditSettings:
-    low, high = getattr(args, "hist_range", StatsConfig().hist_range)
-    bins = getattr(args, "bins", StatsConfig().bins)
+    low, high = args.hist_range
     try:
-        stats = StatsConfig(threshold=args.threshold, bins=bins, hist_range=(low, high))
+        stats = StatsConfig(threshold=args.threshold, bins=args.bins, hist_range=(low, high))
     except ValueError as error:
         raise AuditError(str(error)) from None
     return AuditSettings(stats=stats, dead_fraction=args.dead_fraction, use_abs=args.abs)

@@ -119,14 +119,12 @@ class NeuronStats:
         index_dtype = torch.uint8 if bins < 256 else torch.int32
         return torch.bincount(index.reshape(-1).to(index_dtype), minlength=bins + 1)
 
+    _TENSORS = ("fire_count", "abs_fire_count", "_bin_counts", "_minimum", "_maximum", "_total")
+
     def to(self, device: torch.device) -> NeuronStats:
         """Keep the counters on ``device`` (where the activations live)."""
-        self.fire_count = self.fire_count.to(device)
-        self.abs_fire_count = self.abs_fire_count.to(device)
-        self._bin_counts = self._bin_counts.to(device)
-        self._minimum = self._minimum.to(device)
-        self._maximum = self._maximum.to(device)
-        self._total = self._total.to(device)
+        for name in self._TENSORS:
+            setattr(self, name, getattr(self, name).to(device))
         return self
 
     def reset(self) -> None:
@@ -176,14 +174,7 @@ class NeuronStats:
     def state_bytes(self) -> int:
         """Bytes held by the tensors of this object: constant in the token
         count."""
-        tensors = (
-            self.fire_count,
-            self.abs_fire_count,
-            self._bin_counts,
-            self._minimum,
-            self._maximum,
-            self._total,
-        )
+        tensors = [getattr(self, name) for name in self._TENSORS]
         return sum(t.numel() * t.element_size() for t in tensors)
 
     def bin_edges(self) -> list[float]:
