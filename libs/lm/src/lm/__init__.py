@@ -12,12 +12,24 @@ your own text (:func:`load_corpus`); cut it into token blocks
 
 from lm.corpus import Corpus, load_corpus, split_documents, stdlib_docstrings
 from lm.data import TokenBlockDataset, tokenize_documents
-from lm.loading import ModelLoadError, load_model, load_tokenizer
+from lm.loading import (
+    DEFAULT_PRETRAINED_DIR,
+    LoadedModel,
+    ModelLoadError,
+    load_model,
+    load_model_spec,
+    load_tokenizer,
+    resolve_model_spec,
+)
 from lm.presets import PRESETS, ModelPreset, build_model, count_parameters, get_preset, preset_names
 from lm.tokenizer import EOS_TOKEN, PAD_TOKEN, train_tokenizer
 from lm.training import causal_lm_loss, evaluate_loss, perplexity, train_step
 
 __all__ = [
+    "DEFAULT_PRETRAINED_DIR",
+    "LoadedModel",
+    "load_model_spec",
+    "resolve_model_spec",
     "EOS_TOKEN",
     "PAD_TOKEN",
     "PRESETS",

@@ -3,6 +3,7 @@ Hugging Face Hub."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import TypeVar
 
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+from lm.presets import build_model, preset_names
 
 T = TypeVar("T")
 
@@ -85,3 +88,60 @@ def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerB
         return tokenizer
 
     return _load("tokenizer", name_or_path, loader)
+
+
+# Where `./pants run libs/lm:pretrain -- --out runs/lm-tiny` puts the pretrained tiny model.
+DEFAULT_PRETRAINED_DIR = Path("runs/lm-tiny")
+DEFAULT_PRESET = "tiny"
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model, its tokenizer, and where they came from (``preset:tiny``, a
+    directory or a Hub id)."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str
+
+
+def resolve_model_spec(spec: str | os.PathLike[str] | None) -> str:
+    """What a ``--model`` value means: ``None`` is the pretrained ``runs/lm-
+    tiny`` when it exists, else the ``tiny`` preset; anything else is returned
+    as given."""
+    if spec is None:
+        return (
+            str(DEFAULT_PRETRAINED_DIR)
+            if (DEFAULT_PRETRAINED_DIR / "config.json").exists()
+            else DEFAULT_PRESET
+        )
+    return os.fspath(spec)
+
+
+def load_model_spec(
+    spec: str | os.PathLike[str] | None,
+    *,
+    preset_tokenizer: Callable[[], PreTrainedTokenizerBase],
+    seed: int = 0,
+) -> LoadedModel:
+    """Load what a ``--model`` value names, in this order: a
+    ``save_pretrained`` directory if one exists at that path; else a preset
+    name (random weights, seeded, with ``preset_tokenizer()``); else a Hub id.
+    ``None`` means :func:`resolve_model_spec`'s default.
+
+    A missing directory or unknown id raises :class:`ModelLoadError`
+    saying what was tried. The tokenizer always has a pad token.
+    """
+    name = resolve_model_spec(spec)
+    if name in preset_names() and not Path(name).is_dir():
+        tokenizer = preset_tokenizer()
+        model = build_model(name, tokenizer=tokenizer, seed=seed)
+        source = f"preset:{name}"
+    else:
+        model = load_model(name)
+        tokenizer = load_tokenizer(name)
+        source = name
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.train(False)
+    return LoadedModel(model, tokenizer, source)
