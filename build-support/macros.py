@@ -1,11 +1,29 @@
 # Loaded by Pants as a BUILD file prelude ([GLOBAL].build_file_prelude_globs): macros and
-# constants every BUILD file can use. The resolve lists are the one place that says which
-# resolves a shared lib is built for. A new project adds its resolve
-# to [python.resolves] in pants.toml and here.
-TORCH_RESOLVES = ("mnist", "neuron-audit", "kv-serve", "rlhf")
-ALL_RESOLVES = TORCH_RESOLVES + ("feature-selection",)
-# Resolves that use the shared language-model lib (libs/lm).
-LM_RESOLVES = ("neuron-audit", "kv-serve", "rlhf")
+# constants every BUILD file can use.
+#
+# A resolve is named in three places, as few as Pants 2.17 allows: [python.resolves] in
+# pants.toml (Pants reads resolves only from options), the table below (which shared libs are
+# built for it, and 3rdparty/python/BUILD's requirements target), and the `__defaults__` of the
+# project that owns it. `./pants run tools/scaffold:new-project -- <name>` writes all three.
+#
+# One row per project resolve: its name, then what its lockfile gives shared code: "torch" (CPU
+# torch, for libs/ml_core's device module) and "lm" (torch + transformers, for libs/lm).
+# (Prelude values must be hashable, hence tuples rather than a dict.)
+PROJECT_RESOLVES = (
+    # The shared libs' own tests and binaries, and the repository's tools: no project's.
+    ("libs", "torch", "lm"),
+    ("mnist", "torch"),
+    ("feature-selection",),
+    ("neuron-audit", "torch", "lm"),
+    ("kv-serve", "torch", "lm"),
+    ("rlhf", "torch", "lm"),
+)
+# Pinned tool versions (pytest, mypy, black/isort/flake8/docformatter); no code builds in them.
+TOOL_RESOLVES = ("pytest", "mypy", "lint")
+
+ALL_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES)
+TORCH_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "torch" in row[1:])
+LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
 
 
 def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwargs):

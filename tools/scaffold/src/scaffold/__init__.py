@@ -1,0 +1,1 @@
+"""The repository's own tooling: ``new-project`` adds a project or service."""
