@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Proves, in a throwaway clone, that growing the repository is one command and that its
+# architecture is enforced:
+#   1. `new-project` makes a torch project with an image and an LM service; straight after it,
+#      with no hand edits, tailor/update-build-files, lint, check, test and package pass;
+#   2. bad input (a taken name, an invalid name, an unknown option) exits 2 and writes nothing;
+#   3. a lib importing a project, and a project importing another project, are refused by the
+#      visibility rules with a message naming the rule.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+export PANTS_CONCURRENT=True
+
+git clone -q "$repo" "$work/clone"
+cd "$work/clone"
+git config user.email e2e@example.invalid
+git config user.name "new-project e2e"
+fail() {
+  echo "new_project.sh: FAILED: $*" >&2
+  exit 1
+}
+
+echo "--- new-project: a torch project with an image, and an LM service"
+./pants run tools/scaffold:new-project -- demo-model --torch --image --description "A demo model"
+./pants run tools/scaffold:new-project -- demo-api --kind service --lm
+git add -A
+git commit -qm "two new projects"
+
+echo "--- the checks pass with no hand edits"
+./pants tailor --check update-build-files --check ::
+./pants lint check test projects/demo-model:: services/demo-api::
+GIT_COMMIT=e2e ./pants package projects/demo-model::
+[[ -f dist/projects.demo-model/demo-model.pex ]] || fail "no PEX for demo-model"
+
+echo "--- bad input exits 2 and writes nothing"
+for args in "demo-model" "Bad_Name" "demo-x --gpu" "json"; do
+  status=0
+  # shellcheck disable=SC2086  # the words of $args are separate arguments
+  ./pants run tools/scaffold:new-project -- $args >"$work/out" 2>&1 || status=$?
+  ((status == 2)) || { cat "$work/out"; fail "new-project $args exited $status, not 2"; }
+  grep -q "new-project: error:" "$work/out" || { cat "$work/out"; fail "no error message for: $args"; }
+  [[ -z "$(git status --porcelain)" ]] || { git status --short; fail "new-project $args wrote files"; }
+  echo "refused: new-project $args -> $(grep 'new-project: error:' "$work/out" | head -n 1)"
+done
+
+echo "--- forbidden imports are refused, naming the rule"
+refused() { # $1: what, $2: spec; the goal must fail on a visibility rule
+  status=0
+  ./pants check "$2" >"$work/out" 2>&1 || status=$?
+  ((status != 0)) || fail "$1 was accepted"
+  grep -q "DependencyRuleActionDeniedError" "$work/out" || { cat "$work/out"; fail "$1 failed for another reason"; }
+  echo "refused: $1 -> $(grep -m 1 -E '^\s+\* .*DENY' "$work/out" | sed 's/^ *//')"
+}
+mkdir -p libs/leak/src/leak
+echo "import mnist.model  # noqa: F401" >libs/leak/src/leak/__init__.py
+echo 'python_sources(resolve="mnist")' >libs/leak/src/leak/BUILD
+refused "a lib importing a project" libs/leak/src/leak:
+rm -rf libs/leak
+mkdir -p projects/thief/src/thief
+echo 'import mnist.model  # noqa: F401' >projects/thief/src/thief/__init__.py
+cat >projects/thief/BUILD <<'BUILD'
+__dependencies_rules__(("*", "/**", "//libs/**", "//3rdparty/**", "!*"))
+
+__defaults__(all=dict(resolve="mnist"))
+BUILD
+echo 'python_sources()' >projects/thief/src/thief/BUILD
+refused "a project importing another project" projects/thief/src/thief:
+echo "new_project.sh: OK"
