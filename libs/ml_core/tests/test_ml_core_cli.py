@@ -82,7 +82,7 @@ def test_help_lists_field_docs_defaults_and_choices(capsys: pytest.CaptureFixtur
         parse_config(TrainConfig, ["--help"], prog="train")
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    assert "passes over the data" in text
+    assert "Passes over the data." in text
     assert "default: 3" in text
     assert "one of: sgd, adam" in text
     assert "--secret" not in text

@@ -35,13 +35,20 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 ConfigT = TypeVar("ConfigT")
+
+
+class Main(Protocol):
+    """A generated ``main``: parse ``argv`` (default ``sys.argv[1:]``), run, return the exit
+    code."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
 
 
 class CheckFailed(Exception):
@@ -452,7 +459,7 @@ def make_main(
     env_prefix: str | None = None,
     user_errors: tuple[type[BaseException], ...] = (),
     show: Callable[[Any], str | None] | None = None,
-) -> Callable[[Sequence[str] | None], int]:
+) -> Main:
     """The ``main(argv=None) -> exit code`` of one command or of several sub-
     commands.
 
@@ -501,13 +508,14 @@ def make_main(
         command_description = description if single else command.help
         if not single and default is not None and name == default:
             command_description = overview()
-        parser = build_parser(
-            command.config,
-            prog=prog if single or name == default else f"{prog} {name}",
-            description=command_description or inspect.getdoc(command.config),
-            env_prefix=env_prefix,
-        )
         try:
+            # Building the parser reads environment defaults, which can be invalid too.
+            parser = build_parser(
+                command.config,
+                prog=prog if single or name == default else f"{prog} {name}",
+                description=command_description or inspect.getdoc(command.config),
+                env_prefix=env_prefix,
+            )
             namespace = parser.parse_args(rest)
             config = config_from_namespace(parser, namespace)
         except SystemExit as exit_:
@@ -526,6 +534,8 @@ def make_main(
                 print(text)
         return EXIT_OK
 
+    # Tools that print or import `module:main` (entry points, subprocess tests) see the caller's.
+    main.__module__ = sys._getframe(1).f_globals.get("__name__", __name__)
     return main
 
 

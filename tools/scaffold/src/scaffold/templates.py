@@ -202,16 +202,19 @@ def load(model: str | None, seed: int) -> LoadedModel:
 
 def complete(loaded: LoadedModel, prompt: str, max_new_tokens: int) -> str:
     """``prompt`` continued greedily by ``max_new_tokens`` tokens."""
-    encoded = loaded.tokenizer(prompt, return_tensors="pt")
+    config = loaded.model.config
+    context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings")
+    ids = loaded.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    # Keep the newest tokens when the prompt and the completion exceed the model's context.
+    ids = ids[:, -max(1, int(context) - max_new_tokens) :]
+    new_tokens: list[int] = []
     with torch.no_grad():
-        output = loaded.model.generate(
-            **encoded,
-            max_new_tokens=max_new_tokens,
-            min_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=loaded.tokenizer.pad_token_id,
-        )
-    text: str = loaded.tokenizer.decode(output[0, encoded["input_ids"].shape[1] :])
+        for _ in range(max_new_tokens):
+            next_id = int(loaded.model(input_ids=ids).logits[0, -1].argmax())
+            new_tokens.append(next_id)
+            ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
+    text = loaded.tokenizer.decode(new_tokens)
+    assert isinstance(text, str)
     return text
 '''
 
