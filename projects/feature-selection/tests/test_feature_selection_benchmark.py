@@ -5,8 +5,7 @@ from typing import Any
 import pytest
 
 from feature_selection.benchmark import (
-    CANDIDATES,
-    VOTERS,
+    BenchmarkConfig,
     k_of_n_grid,
     main,
     real_datasets,
@@ -15,7 +14,8 @@ from feature_selection.benchmark import (
     scores,
     synthetic_datasets,
 )
-from feature_selection.cli import DEFAULT_METHODS
+from feature_selection.cli import SelectConfig
+from ml_core.cli import ConfigError, parse_config
 
 
 def record(kind: str = "synthetic") -> dict[str, Any]:
@@ -73,9 +73,16 @@ def test_k_of_n_grid_covers_every_subset_and_rule() -> None:
     assert grid["all_f1"].is_monotonic_decreasing
 
 
-def test_default_voters_are_the_clis() -> None:
-    assert VOTERS == tuple(DEFAULT_METHODS.split(","))
-    assert set(VOTERS) <= set(CANDIDATES)
+def test_the_default_voting_row_is_the_select_clis_default_vote() -> None:
+    """What ``select`` runs with no --methods/--threshold is what the benchmark's "voting" row
+    measures, and those voters are candidates the benchmark can fit."""
+    cli = parse_config(SelectConfig, ["t.csv", "--target", "y", "--out", "o"], prog="select")
+    benchmark = parse_config(BenchmarkConfig, [], prog="benchmark")
+    assert benchmark.voter_names == cli.method_names
+    assert benchmark.threshold == cli.threshold
+    with pytest.raises(ConfigError) as error:
+        BenchmarkConfig(voters="association,vif")  # vif is no benchmark candidate
+    assert error.value.field == "voters"
 
 
 def test_datasets_know_their_relevant_columns() -> None:
@@ -108,3 +115,59 @@ def test_benchmark_main_saves_selections_and_rescores(tmp_path: Path) -> None:
     summary = json.loads((rescored / "summary.json").read_text())["summary"]
     rows = {row["method"]: row for row in summary}
     assert rows["voting"]["f1"] == rows["association"]["f1"]
+
+
+def write_selections(path: Path) -> Path:
+    """A selections.json with the candidates' names: association keeps a, b; l1 a, c, x; boruta a, y
+    (relevant: a, b, c)."""
+    saved = record()
+    saved["kept"] = {"association": ["a", "b"], "l1": ["a", "c", "x"], "boruta": ["a", "y"]}
+    saved["seconds"] = {"association": 1.0, "l1": 2.0, "boruta": 4.0}
+    path.write_text(json.dumps({"selections": [saved]}))
+    return path
+
+
+def test_a_missed_target_exits_1_after_writing_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    selections = str(write_selections(tmp_path / "selections.json"))
+    out = tmp_path / "out"
+    argv = ["--rescore", selections, "--out", str(out), "--check-voting-best"]
+    # A 2-of-3 majority keeps only a: F1 0.5, below association's 0.8.
+    assert main([*argv, "--voters", "association,l1,boruta", "--threshold", "0.5"]) == 1
+    assert (out / "summary.json").is_file() and (out / "results.csv").is_file()
+    err = capsys.readouterr().err
+    assert "benchmark: check failed: target missed: voting mean F1 0.500 is below" in err
+    assert "association's 0.800" in err
+    # Association alone is the voting row: it ties the best single method, which meets the target.
+    assert main([*argv, "--voters", "association", "--threshold", "0"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--voters", "association,magic"], "--voters: unknown methods: magic"),
+        (["--methods", "anova", "lasso"], "--methods: unknown methods: lasso"),
+        (["--threshold", "1"], "--threshold: must be in [0, 1), got 1.0"),
+        (["--boruta-max-iter", "0"], "--boruta-max-iter: must be positive, got 0"),
+        (["--sizes", "5"], "--sizes: must be at least 7"),
+        (["--rescore", "missing.json"], "Cannot read selections from 'missing.json'"),
+    ],
+)
+def test_usage_errors_exit_2_and_name_the_flag(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"benchmark: error: {message}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_rescoring_a_voter_without_saved_selections_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    selections = str(write_selections(tmp_path / "selections.json"))
+    argv = ["--rescore", selections, "--voters", "rfecv", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "no saved selection for ['rfecv']" in capsys.readouterr().err

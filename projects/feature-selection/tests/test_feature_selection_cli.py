@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from feature_selection_testing import SIGNAL, classification_table
 
-from feature_selection.cli import main
+from feature_selection.cli import SelectConfig, main, run
+from ml_core.cli import ConfigError
 
 # Three quick voters and a strict majority (2 of 3), not the default pair and union.
 FAST = ["--methods", "pearson,anova,l1", "--threshold", "0.5", "--cv", "3", "--quiet"]
@@ -132,19 +133,71 @@ def test_unknown_method(
 ) -> None:
     out = tmp_path / "out"
     assert main([str(table_csv), "--target", "y", "--out", str(out), "--methods", "magic"]) == 2
-    assert "Unknown method 'magic'" in capsys.readouterr().err
+    assert "select: error: --methods: Unknown method 'magic'" in capsys.readouterr().err
+    assert not out.exists()
 
 
-def test_help_exits_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    assert "--methods" in capsys.readouterr().out
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--threshold", "1.5"], "--threshold: must be in [0, 1), got 1.5"),
+        (["--k", "0"], "--k: must be a positive integer, 'auto' or 'all', got '0'"),
+        (["--alpha", "0"], "--alpha: must be in (0, 1], got 0.0"),
+        (["--cv", "1"], "--cv: must be at least 2, got 1"),
+        (["--percentile", "150"], "--percentile: must be in (0, 100], got 150.0"),
+        (["--levels", "s0"], "--levels: are column=level pairs, not 's0'"),
+        (["--levels", "s0=loud"], "--levels: 'loud' is not one of nominal, ordinal"),
+        (["--methods", " , "], "--methods: is empty"),
+        (["--task", "ranking"], "argument --task: invalid choice: 'ranking'"),
+        (["--seed", "x"], "argument --seed: invalid int value: 'x'"),
+    ],
+)
+def test_bad_option_values_exit_2_and_name_the_flag(
+    extra: list[str],
+    message: str,
+    table_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    assert main([str(table_csv), "--target", "y", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"select: error: {message}" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_help_lists_the_flags_with_their_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # help wraps its lines
+    assert "--methods" in text and "default: association,boruta" in text
+    assert "--boruta-keep-tentative" in text and "keep tentative features too" in text
+
+
+def test_run_from_python_records_its_config(table_csv: Path, tmp_path: Path) -> None:
+    config = SelectConfig(
+        table=table_csv,
+        target="y",
+        out=tmp_path / "out",
+        methods="pearson,kendall",
+        k="2",
+        levels="s0=interval",
+        quiet=True,
+    )
+    report = run(config)
+    assert report["selected"] == SIGNAL
+    assert report["methods"]["pearson"]["params"]["k"] == 2
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["config"]["k"] == "2" and saved["config"]["table"] == str(table_csv)
+    assert saved["config"]["levels"] == "s0=interval"
+    with pytest.raises(ConfigError) as error:
+        SelectConfig(table=table_csv, target="y", out=tmp_path, threshold=1.0)
+    assert error.value.field == "threshold"
 
 
 def curved_table(n_rows: int = 200, seed: int = 1) -> pd.DataFrame:
-    """``y`` rises with s0 and with q0 squared: q0 has no linear effect (a
-    univariate filter cannot see it, a forest can); n0..n3 are noise."""
+    """``y`` rises with s0 and with q0 squared: q0 has no linear effect (a univariate filter cannot
+    see it, a forest can); n0..n3 are noise."""
     rng = np.random.default_rng(seed)
     names = ["s0", "q0", "n0", "n1", "n2", "n3"]
     frame = pd.DataFrame({name: rng.normal(size=n_rows) for name in names})
@@ -154,8 +207,8 @@ def curved_table(n_rows: int = 200, seed: int = 1) -> pd.DataFrame:
 
 
 def test_default_voters_keep_what_either_one_finds(tmp_path: Path) -> None:
-    """The defaults (association + Boruta, any vote) keep the linear feature
-    and the curved one only Boruta finds, and no noise column."""
+    """The defaults (association + Boruta, any vote) keep the linear feature and the curved one only
+    Boruta finds, and no noise column."""
     path = tmp_path / "curved.csv"
     curved_table().to_csv(path, index=False)
     out = tmp_path / "out"

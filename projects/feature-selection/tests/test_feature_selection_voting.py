@@ -17,8 +17,7 @@ from feature_selection.voting import tally
 
 
 class FixedSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
-    """Keeps the features given by ``mask``; lets the vote arithmetic be
-    checked exactly."""
+    """Keeps the features given by ``mask``; lets the vote arithmetic be checked exactly."""
 
     def __init__(self, mask: Sequence[int] = ()) -> None:
         self.mask = mask

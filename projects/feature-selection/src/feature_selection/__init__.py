@@ -1,6 +1,5 @@
-"""Feature selection methods and how to choose them: sklearn-compatible
-selectors, the measurement-level table as code, and a voting selector over any
-of them."""
+"""Feature selection methods and how to choose them: sklearn-compatible selectors, the measurement-
+level table as code, and a voting selector over any of them."""
 
 from feature_selection.errors import FeatureSelectionError
 from feature_selection.levels import MEASURE_TABLE, Level, choose_measure, infer_level

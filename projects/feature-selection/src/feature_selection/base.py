@@ -1,13 +1,10 @@
-"""The base class every selector shares: sklearn's SelectorMixin plus friendly
-input checks.
+"""The base class every selector shares: sklearn's SelectorMixin plus friendly input checks.
 
-``SelectorMixin`` gives ``transform``, ``get_support``,
-``get_feature_names_out`` and ``inverse_transform`` from
-``_get_support_mask``; ``validate_data`` records ``n_features_in_`` and
-``feature_names_in_`` exactly as sklearn's own selectors do. The checks
-here run first, so a bad table fails with a message that names the
-columns instead of sklearn's generic "could not convert string to
-float".
+``SelectorMixin`` gives ``transform``, ``get_support``, ``get_feature_names_out`` and
+``inverse_transform`` from ``_get_support_mask``; ``validate_data`` records ``n_features_in_`` and
+``feature_names_in_`` exactly as sklearn's own selectors do. The checks here run first, so a bad
+table fails with a message that names the columns instead of sklearn's generic "could not convert
+string to float".
 """
 
 from __future__ import annotations
@@ -63,8 +60,7 @@ def constant_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def resolve_task(task: str, y: pd.Series) -> Task:
-    """``auto`` means classification for label-like targets (sklearn's
-    type_of_target)."""
+    """``auto`` means classification for label-like targets (sklearn's type_of_target)."""
     if task in ("classification", "regression"):
         return "classification" if task == "classification" else "regression"
     if task != "auto":
@@ -78,8 +74,7 @@ def resolve_task(task: str, y: pd.Series) -> Task:
 
 
 class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
-    """Common fit: check the table, then ``_select`` returns the support mask
-    and scores.
+    """Common fit: check the table, then ``_select`` returns the support mask and scores.
 
     Fitted attributes: ``support_`` (bool mask), ``scores_`` (one number per feature, NaN
     where the method gives none), ``score_name_`` (what the scores are), ``task_`` for
@@ -104,8 +99,7 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return self.needs_numeric
 
     def check_input(self, X: Any, y: Any = None) -> tuple[pd.DataFrame, pd.Series | None]:
-        """Raise ``FeatureSelectionError`` naming the problem if this method
-        cannot use X, y."""
+        """Raise ``FeatureSelectionError`` naming the problem if this method cannot use X, y."""
         frame = to_frame(X)
         name = self.method_name
         if frame.shape[1] == 0:

@@ -17,7 +17,6 @@ rule chosen on some seeds can be checked on others.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
@@ -41,6 +40,7 @@ from sklearn.datasets import (
 
 from feature_selection.base import BaseSelector
 from feature_selection.cli import DEFAULT_METHODS, DEFAULT_THRESHOLD
+from feature_selection.errors import FeatureSelectionError
 from feature_selection.selectors import (
     BorutaSelector,
     FilterSelector,
@@ -50,6 +50,16 @@ from feature_selection.selectors import (
 )
 from feature_selection.voting import VotingSelector, tally
 from ml_core import atomic_output, collect_run_metadata, write_json_atomic
+from ml_core.cli import (
+    CheckFailed,
+    Command,
+    config_to_dict,
+    make_main,
+    option,
+    require,
+    require_non_negative,
+    require_positive,
+)
 
 # The methods a voter set can be drawn from (all fitted on every dataset by default).
 CANDIDATES = ("association", "mutual_info", "l1", "rfecv", "boruta")
@@ -58,8 +68,6 @@ CANDIDATES_WITH_VARIANTS = (*CANDIDATES, "boruta_tentative")
 # Single methods run besides the voters: the candidates, two references, and BorutaPy called
 # directly (to check the wrapper).
 METHODS = (*CANDIDATES, "anova", "forward", "boruta_direct")
-# The CLI's default voters and threshold are what the "voting" row measures.
-VOTERS = tuple(DEFAULT_METHODS.split(","))
 # Forward selection refits a model per candidate feature per step: only on narrow tables.
 FORWARD_MAX_FEATURES = 60
 # A fixed forest size; BorutaPy's "auto" grows it with the feature count (slow at 200+).
@@ -170,8 +178,8 @@ def _real_datasets_for_seed(
 
 
 def selectors_for(dataset: Dataset, boruta_max_iter: int) -> dict[str, BaseSelector]:
-    """Every single method the benchmark can run, with default options; nothing
-    is told the answer."""
+    """Every single method the benchmark can run, with default options; nothing is told the
+    answer."""
     seed, task = dataset.seed, dataset.task
     methods: dict[str, BaseSelector] = {
         "association": FilterSelector("association", task=task, random_state=seed),
@@ -221,15 +229,12 @@ def run_benchmark(
     methods: Sequence[str],
     boruta_max_iter: int,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Results (one row per dataset and method, plus "voting") and the saved
-    selections.
+    """Results (one row per dataset and method, plus "voting") and the saved selections.
 
-    The voters are fitted once, inside the ``VotingSelector`` the row
-    "voting" scores; the other ``methods`` are fitted on their own. Each
-    selection record holds every method's kept columns (plus
-    "boruta_tentative": Boruta's confirmed and tentative features from
-    the same fit), so other voter sets and thresholds can be scored
-    later without refitting (``rescore``).
+    The voters are fitted once, inside the ``VotingSelector`` the row "voting" scores; the other
+    ``methods`` are fitted on their own. Each selection record holds every method's kept columns
+    (plus "boruta_tentative": Boruta's confirmed and tentative features from the same fit), so other
+    voter sets and thresholds can be scored later without refitting (``rescore``).
     """
     rows: list[dict[str, Any]] = []
     selections: list[dict[str, Any]] = []
@@ -293,11 +298,10 @@ def score_record(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def revote(record: dict[str, Any], voters: Sequence[str], threshold: float) -> list[str]:
-    """The features ``VotingSelector(voters, threshold)`` keeps, from saved
-    selections."""
+    """The features ``VotingSelector(voters, threshold)`` keeps, from saved selections."""
     missing = [name for name in voters if name not in record["kept"]]
     if missing:
-        raise ValueError(f"{record['dataset']}: no saved selection for {missing}")
+        raise FeatureSelectionError(f"{record['dataset']}: no saved selection for {missing}")
     columns = sorted({c for name in voters for c in record["kept"][name]})
     votes = pd.DataFrame(
         [[int(c in set(record["kept"][name])) for c in columns] for name in voters],
@@ -311,8 +315,7 @@ def revote(record: dict[str, Any], voters: Sequence[str], threshold: float) -> l
 def rescore(
     selections: Sequence[dict[str, Any]], voters: Sequence[str], threshold: float
 ) -> pd.DataFrame:
-    """Results as ``run_benchmark`` gives them, with "voting" recomputed for
-    other voters."""
+    """Results as ``run_benchmark`` gives them, with "voting" recomputed for other voters."""
     rows = []
     for record in selections:
         kept = {**record["kept"], "voting": revote(record, voters, threshold)}
@@ -355,8 +358,7 @@ def k_of_n_grid(
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Means per kind ("synthetic", "real") and method, then over every dataset
-    ("all")."""
+    """Means per kind ("synthetic", "real") and method, then over every dataset ("all")."""
     metrics = ["precision", "recall", "f1", "n_selected", "seconds"]
     by_kind = results.groupby(["kind", "method"])[metrics].mean().reset_index()
     overall = results.groupby("method")[metrics].mean().reset_index().assign(kind="all")
@@ -364,81 +366,144 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub table without the optional ``tabulate`` dependency of
-    DataFrame.to_markdown."""
+    """A GitHub table without the optional ``tabulate`` dependency of DataFrame.to_markdown."""
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * frame.shape[1]
     lines = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *lines])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/feature-selection-benchmark"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument(
-        "--real-seeds",
-        type=int,
-        nargs="*",
-        default=[0, 1, 2],
-        help="seeds of the noise columns added to the real tables (and of their methods)",
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """Benchmark the feature-selection methods on tables whose relevant features are known."""
+
+    out: Path = Path("runs/feature-selection-benchmark")
+    """Output directory."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the synthetic tables (and of their methods)."""
+
+    real_seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the noise columns added to the real tables (and of their methods)."""
+
+    sizes: tuple[int, ...] = (20, 200)
+    """Feature counts of the synthetic classification tables."""
+
+    noise_columns: int = 20
+    """Noise columns added to each real table."""
+
+    boruta_max_iter: int = 20
+    """Boruta iterations."""
+
+    voters: str = DEFAULT_METHODS
+    """Comma-separated voters (the CLI default)."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    """Vote share a feature must exceed."""
+
+    methods: tuple[str, ...] = option(
+        METHODS, help=f"single methods to run besides the voters, from {', '.join(METHODS)}"
     )
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 200])
-    parser.add_argument("--noise-columns", type=int, default=20)
-    parser.add_argument("--boruta-max-iter", type=int, default=20)
-    parser.add_argument(
-        "--voters", default=DEFAULT_METHODS, help="comma-separated voters (the CLI default)"
-    )
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
-    parser.add_argument(
-        "--methods",
-        nargs="*",
-        default=list(METHODS),
-        help=f"single methods to run besides the voters, from {', '.join(METHODS)}",
-    )
-    parser.add_argument(
-        "--rescore",
-        type=Path,
-        help="score --voters/--threshold on a saved selections.json instead of fitting",
-    )
-    parser.add_argument(
-        "--grid",
-        action="store_true",
-        help="also write grid.csv: every voter subset and k-of-n rule (needs selections)",
-    )
-    args = parser.parse_args(argv)
-    voters = [name.strip() for name in args.voters.split(",") if name.strip()]
-    allowed = CANDIDATES_WITH_VARIANTS if args.rescore else CANDIDATES
-    unknown = sorted(set(args.methods) - set(METHODS)) + sorted(set(voters) - set(allowed))
-    if unknown:
-        parser.error(f"unknown methods: {', '.join(unknown)}")
+    rescore: Path | None = None
+    """Score --voters/--threshold on a saved selections.json instead of fitting."""
+
+    grid: bool = False
+    """Also write grid.csv: every voter subset and k-of-n rule (needs selections)."""
+
+    check_voting_best: bool = False
+    """Exit 1 (after writing the results) unless the voting row's mean F1 over all datasets is at
+    least every single method's."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "boruta_max_iter")
+        require_non_negative(self, "noise_columns")
+        require(0 <= self.threshold < 1, "threshold", f"must be in [0, 1), got {self.threshold!r}")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        require(not unknown, "methods", f"unknown methods: {', '.join(unknown)}")
+        allowed = CANDIDATES_WITH_VARIANTS if self.rescore else CANDIDATES
+        require(bool(self.voter_names), "voters", "is empty")
+        unknown = sorted(set(self.voter_names) - set(allowed))
+        require(
+            not unknown,
+            "voters",
+            f"unknown methods: {', '.join(unknown)}; choose from {', '.join(allowed)}",
+        )
+        too_small = [size for size in self.sizes if size < 7]
+        require(
+            not too_small, "sizes", f"must be at least 7 (the relevant features), got {too_small}"
+        )
+
+    @property
+    def voter_names(self) -> list[str]:
+        """``voters`` as a list."""
+        return [name.strip() for name in self.voters.split(",") if name.strip()]
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    results: pd.DataFrame
+    """One row per dataset and method."""
+
+    summary: pd.DataFrame
+    """Means per kind and method (``summary``)."""
+
+    wall_seconds: float
+
+
+def load_selections(path: Path) -> list[dict[str, Any]]:
+    """The selection records of a ``selections.json`` the benchmark wrote."""
+    try:
+        selections = json.loads(path.read_text())["selections"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FeatureSelectionError(f"Cannot read selections from {str(path)!r}: {error!r}")
+    if not isinstance(selections, list):
+        raise FeatureSelectionError(f"{str(path)!r}: 'selections' is not a list.")
+    return selections
+
+
+def voting_shortfall(table: pd.DataFrame) -> str | None:
+    """Why the voting row misses the issue's target (mean F1 over all datasets at least every single
+    method's), or None when it meets it."""
+    overall = table.loc[table["kind"] == "all"].set_index("method")["f1"]
+    singles = overall.drop("voting")
+    best = str(singles.idxmax())
+    if overall["voting"] >= singles[best]:
+        return None
+    return f"voting mean F1 {overall['voting']:.3f} is below {best}'s {singles[best]:.3f}"
+
+
+def run(config: BenchmarkConfig) -> BenchmarkResult:
+    """Run (or, with ``rescore``, re-score) the benchmark, write its outputs to ``config.out`` and
+    return the results; raises ``CheckFailed`` after writing them when ``check_voting_best`` is set
+    and the voting row misses the target."""
+    voters = config.voter_names
     started = time.perf_counter()
-    if args.rescore:
-        selections = json.loads(args.rescore.read_text())["selections"]
-        results = rescore(selections, voters, args.threshold)
+    if config.rescore:
+        selections = load_selections(config.rescore)
+        results = rescore(selections, voters, config.threshold)
     else:
-        datasets = synthetic_datasets(args.seeds, args.sizes) + real_datasets(
-            args.noise_columns, args.real_seeds
+        datasets = synthetic_datasets(config.seeds, config.sizes) + real_datasets(
+            config.noise_columns, config.real_seeds
         )
         results, selections = run_benchmark(
-            datasets, voters, args.threshold, args.methods, args.boruta_max_iter
+            datasets, voters, config.threshold, config.methods, config.boruta_max_iter
         )
     wall = time.perf_counter() - started
     table = summary(results)
-    with atomic_output(args.out / "results.csv") as temporary:
+    with atomic_output(config.out / "results.csv") as temporary:
         results.to_csv(temporary, index=False)
-    if not args.rescore:
-        write_json_atomic(args.out / "selections.json", {"selections": selections})
-    if args.grid:
+    if not config.rescore:
+        write_json_atomic(config.out / "selections.json", {"selections": selections})
+    if config.grid:
         saved = [n for n in CANDIDATES_WITH_VARIANTS if all(n in r["kept"] for r in selections)]
         grid = k_of_n_grid(selections, saved)
-        with atomic_output(args.out / "grid.csv") as temporary:
+        with atomic_output(config.out / "grid.csv") as temporary:
             grid.to_csv(temporary, index=False)
     direct = results.loc[results["method"] == "boruta_direct"]
     write_json_atomic(
-        args.out / "summary.json",
+        config.out / "summary.json",
         {
-            "args": {key: str(value) for key, value in vars(args).items()},
+            "config": config_to_dict(config),
             "wall_seconds": round(wall, 1),
             "summary": table.to_dict(orient="records"),
             "boruta_same_as_direct": (
@@ -449,10 +514,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             ).to_dict(),
         },
     )
-    print(to_markdown(table))
     print(f"wall time: {wall:.1f}s", file=sys.stderr)
-    return 0
+    if config.check_voting_best:
+        shortfall = voting_shortfall(table)
+        if shortfall is not None:
+            print(to_markdown(table))
+            raise CheckFailed(f"target missed: {shortfall}")
+    return BenchmarkResult(results, table, wall)
+
+
+main = make_main(
+    Command(BenchmarkConfig, run),
+    prog="benchmark",
+    user_errors=(FeatureSelectionError,),
+    show=lambda result: to_markdown(result.summary),
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

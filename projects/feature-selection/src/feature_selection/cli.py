@@ -1,29 +1,26 @@
-"""Command line: select features of a CSV or Parquet table by voting over
-methods.
+"""Command line: select features of a CSV or Parquet table by voting over methods.
 
-select data.csv --target y --out DIR [--methods association,l1,boruta]
-[--threshold 0.5]
+select data.csv --target y --out DIR [--methods association,l1,boruta] [--threshold 0.5]
 
-Writes to DIR (each file atomically): ``selected.csv`` (or ``.parquet``,
-like the input; the kept features plus the target), ``votes.csv`` and
-``votes.png`` (selector x feature), ``scores.csv`` (per-method scores
-per feature) and ``report.json``. Bad tables exit with status 2 and a
-one-line message that names the problem.
+Writes to DIR (each file atomically): ``selected.csv`` (or ``.parquet``, like the input; the kept
+features plus the target), ``votes.csv`` and ``votes.png`` (selector x feature), ``scores.csv``
+(per-method scores per feature) and ``report.json``. Bad tables exit with status 2 and a one-line
+message that names the problem.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from feature_selection.base import BaseSelector, constant_columns
 from feature_selection.errors import FeatureSelectionError, format_columns
+from feature_selection.levels import Level
 from feature_selection.selectors import (
     FILTER_METHODS,
     BorutaSelector,
@@ -37,8 +34,18 @@ from feature_selection.selectors import (
 )
 from feature_selection.voting import VotingSelector
 from ml_core import atomic_output, collect_run_metadata, seed_everything, write_json_atomic
+from ml_core.cli import (
+    Command,
+    config_to_dict,
+    make_main,
+    option,
+    positional,
+    require,
+    require_fraction,
+    require_non_negative,
+    require_positive,
+)
 
-EXIT_BAD_INPUT = 2
 # Two conservative methods from different families, and a feature is kept when either keeps it
 # (vote share > 0): the univariate association filter (Benjamini-Hochberg FDR 5%) and Boruta
 # (all-relevant, multivariate). Chosen on the benchmark's seeds 0-2 and confirmed on seeds 3-5;
@@ -71,131 +78,163 @@ SCORE_NAMES = {
 }
 
 
-def parse_k(text: str) -> int | str:
-    if text in ("auto", "all"):
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"k must be an integer, 'auto' or 'all', not {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError("k must be at least 1")
-    return value
+@dataclasses.dataclass(frozen=True)
+class SelectConfig:
+    """Select features of a table by voting over feature-selection methods."""
+
+    table: Path = positional(help="input table (.csv, .parquet or .pq)")
+    target: str = option(help="name of the target column")
+    out: Path = option(help="output directory")
+    methods: str = option(
+        DEFAULT_METHODS, help=f"comma-separated methods from: {', '.join(ALL_METHODS)}"
+    )
+    threshold: float = DEFAULT_THRESHOLD
+    """Keep features whose vote share exceeds this (0 = any voter keeps it; 0.5 = a strict
+    majority, the usual choice with three or more voters)."""
+    task: Literal["auto", "classification", "regression"] = "auto"
+    """Classification or regression; auto infers it from the target."""
+
+    seed: int = 0
+    """Random seed for every method."""
+
+    drop_constant: bool = False
+    """Drop constant columns instead of failing."""
+
+    quiet: bool = False
+    """No progress lines on stderr."""
+
+    k: str = "auto"
+    """Features each filter keeps: a positive integer, 'all', or 'auto' = FDR-adjusted p < alpha
+    (mutual information: beats a shuffled-target baseline)."""
+    percentile: float | None = None
+    """Filters keep this percent of features instead (0-100]."""
+
+    alpha: float = 0.05
+    """FDR level for --k auto."""
+
+    levels: str = ""
+    """Override inferred levels, e.g. 'grade=ordinal,zip=nominal'."""
+
+    target_level: Literal["nominal", "ordinal", "interval", "ratio"] | None = None
+    """Override the target's inferred measurement level."""
+
+    variance_threshold: float = 0.0
+    """Variance: drop features whose variance is at most this."""
+
+    max_missing: float = 0.5
+    """missing_ratio: drop features with a larger share of missing values."""
+
+    max_vif: float = 10.0
+    """Vif: drop features until every variance inflation factor is at most this."""
+
+    cv: int = 5
+    """Cross-validation folds (forward, backward, rfecv, l1)."""
+
+    n_features: int | None = None
+    """Features for rfe/forward/backward (default: each method's own rule)."""
+
+    boruta_max_iter: int = 100
+    """Boruta iterations."""
+
+    boruta_perc: int = 100
+    """Boruta: percentile of the shadow features' importance a feature must beat."""
+
+    boruta_keep_tentative: bool = False
+    """Boruta: keep tentative features too."""
+
+    def __post_init__(self) -> None:
+        names = self.method_names
+        require(bool(names), "methods", "is empty")
+        unknown = [name for name in names if name not in ALL_METHODS]
+        require(
+            not unknown,
+            "methods",
+            f"Unknown method {', '.join(map(repr, unknown))}; "
+            f"choose from: {', '.join(ALL_METHODS)}",
+        )
+        require(len(set(names)) == len(names), "methods", f"names a method twice: {self.methods!r}")
+        require(0 <= self.threshold < 1, "threshold", f"must be in [0, 1), got {self.threshold!r}")
+        require(
+            self.k in ("auto", "all") or (self.k.isdigit() and int(self.k) >= 1),
+            "k",
+            f"must be a positive integer, 'auto' or 'all', got {self.k!r}",
+        )
+        require_fraction(self, "alpha")
+        require_fraction(self, "max_missing", allow_zero=True)
+        require_non_negative(self, "variance_threshold")
+        require_positive(self, "max_vif", "n_features", "boruta_max_iter")
+        require(self.cv >= 2, "cv", f"must be at least 2, got {self.cv!r}")
+        for name in ("percentile", "boruta_perc"):
+            value = getattr(self, name)
+            require(value is None or 0 < value <= 100, name, f"must be in (0, 100], got {value!r}")
+        self.level_overrides  # raises ConfigError on a malformed --levels
+
+    @property
+    def method_names(self) -> list[str]:
+        """``methods`` as a list."""
+        return [method.strip() for method in self.methods.split(",") if method.strip()]
+
+    @property
+    def filter_k(self) -> int | str:
+        """``k`` as the filters take it: an int, 'auto' or 'all'."""
+        return self.k if self.k in ("auto", "all") else int(self.k)
+
+    @property
+    def level_overrides(self) -> dict[str, str]:
+        """``levels`` as a column -> level dict."""
+        allowed = [level.value for level in Level]
+        overrides = {}
+        for item in filter(None, (part.strip() for part in self.levels.split(","))):
+            name, separator, level = item.partition("=")
+            require(bool(separator), "levels", f"are column=level pairs, not {item!r}")
+            require(
+                level.strip() in allowed,
+                "levels",
+                f"{level.strip()!r} is not one of {', '.join(allowed)}",
+            )
+            overrides[name.strip()] = level.strip()
+        return overrides
 
 
-def parse_levels(text: str) -> dict[str, str]:
-    levels = {}
-    for item in filter(None, text.split(",")):
-        name, separator, level = item.partition("=")
-        if not separator:
-            raise argparse.ArgumentTypeError(f"levels are column=level pairs, not {item!r}")
-        levels[name.strip()] = level.strip()
-    return levels
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="select",
-        description="Select features of a table by voting over feature-selection methods.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("table", type=Path, help="input table (.csv, .parquet or .pq)")
-    parser.add_argument("--target", required=True, help="name of the target column")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--methods",
-        default=DEFAULT_METHODS,
-        help=f"comma-separated methods from: {', '.join(ALL_METHODS)}",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=DEFAULT_THRESHOLD,
-        help="keep features whose vote share exceeds this (0 = any voter keeps it; "
-        "0.5 = a strict majority, the usual choice with three or more voters)",
-    )
-    parser.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for every method")
-    parser.add_argument(
-        "--drop-constant", action="store_true", help="drop constant columns instead of failing"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    filters = parser.add_argument_group("filters")
-    filters.add_argument(
-        "--k",
-        type=parse_k,
-        default="auto",
-        help="features each filter keeps; 'auto' = FDR-adjusted p < alpha "
-        "(mutual information: beats a shuffled-target baseline)",
-    )
-    filters.add_argument("--percentile", type=float, help="keep this percent of features instead")
-    filters.add_argument("--alpha", type=float, default=0.05, help="FDR level for --k auto")
-    filters.add_argument(
-        "--levels",
-        type=parse_levels,
-        default={},
-        help="override inferred levels, e.g. 'grade=ordinal,zip=nominal'",
-    )
-    filters.add_argument(
-        "--target-level", choices=("nominal", "ordinal", "interval", "ratio"), default=None
-    )
-    unsupervised = parser.add_argument_group("unsupervised")
-    unsupervised.add_argument("--variance-threshold", type=float, default=0.0)
-    unsupervised.add_argument("--max-missing", type=float, default=0.5)
-    unsupervised.add_argument("--max-vif", type=float, default=10.0)
-    wrappers = parser.add_argument_group("wrappers and embedded")
-    wrappers.add_argument("--cv", type=int, default=5, help="cross-validation folds")
-    wrappers.add_argument(
-        "--n-features", type=int, default=None, help="features for rfe/forward/backward"
-    )
-    boruta = parser.add_argument_group("boruta")
-    boruta.add_argument("--boruta-max-iter", type=int, default=100)
-    boruta.add_argument("--boruta-perc", type=int, default=100)
-    boruta.add_argument(
-        "--boruta-keep-tentative", action="store_true", help="keep tentative features too"
-    )
-    return parser
-
-
-def build_selector(method: str, args: argparse.Namespace) -> BaseSelector:
+def build_selector(method: str, config: SelectConfig) -> BaseSelector:
     """The selector a method name and the command line options describe."""
-    seed = args.seed
+    seed = config.seed
     if method == "variance":
-        return VarianceSelector(threshold=args.variance_threshold)
+        return VarianceSelector(threshold=config.variance_threshold)
     if method == "missing_ratio":
-        return MissingRatioSelector(max_missing=args.max_missing)
+        return MissingRatioSelector(max_missing=config.max_missing)
     if method == "vif":
-        return VIFSelector(max_vif=args.max_vif)
+        return VIFSelector(max_vif=config.max_vif)
     if method in FILTER_METHODS:
         return FilterSelector(
             method,
-            k=args.k,
-            percentile=args.percentile,
-            alpha=args.alpha,
-            task=args.task,
-            levels=args.levels or None,
-            target_level=args.target_level,
+            k=config.filter_k,
+            percentile=config.percentile,
+            alpha=config.alpha,
+            task=config.task,
+            levels=config.level_overrides or None,
+            target_level=config.target_level,
             random_state=seed,
         )
     if method in ("forward", "backward"):
-        n_features = args.n_features if args.n_features is not None else "auto"
+        n_features = config.n_features if config.n_features is not None else "auto"
         return SequentialSelector(
-            method, n_features_to_select=n_features, cv=args.cv, task=args.task
+            method, n_features_to_select=n_features, cv=config.cv, task=config.task
         )
     if method in ("rfe", "rfecv"):
         return RFESelector(
-            n_features_to_select=args.n_features,
-            cv=args.cv if method == "rfecv" else None,
-            task=args.task,
+            n_features_to_select=config.n_features,
+            cv=config.cv if method == "rfecv" else None,
+            task=config.task,
         )
     if method == "l1":
-        return L1Selector(cv=args.cv, task=args.task, random_state=seed)
+        return L1Selector(cv=config.cv, task=config.task, random_state=seed)
     if method == "boruta":
         return BorutaSelector(
-            max_iter=args.boruta_max_iter,
-            perc=args.boruta_perc,
-            keep_tentative=args.boruta_keep_tentative,
-            task=args.task,
+            max_iter=config.boruta_max_iter,
+            perc=config.boruta_perc,
+            keep_tentative=config.boruta_keep_tentative,
+            task=config.task,
             random_state=seed,
         )
     raise FeatureSelectionError(
@@ -240,8 +279,7 @@ def _json_safe(value: Any) -> Any:
 def split_table(
     table: pd.DataFrame, target: str, drop_constant: bool
 ) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    """Features, target and the constant columns dropped; raises on a bad
-    table."""
+    """Features, target and the constant columns dropped; raises on a bad table."""
     if target not in table.columns:
         raise FeatureSelectionError(
             f"Target column {target!r} is not in the table; columns are "
@@ -266,24 +304,25 @@ def split_table(
     return features, y, dropped
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    seed_everything(args.seed)
-    methods = [method.strip() for method in args.methods.split(",") if method.strip()]
-    if not methods:
-        raise FeatureSelectionError("--methods is empty.")
-    if not 0 <= args.threshold < 1:
-        raise FeatureSelectionError(f"--threshold must be in [0, 1), got {args.threshold}.")
-    selectors = [(method, build_selector(method, args)) for method in methods]
-    table = read_table(args.table)
-    features, y, dropped = split_table(table, args.target, args.drop_constant)
-    voting = VotingSelector(selectors, threshold=args.threshold, verbose=not args.quiet)
+def run(config: SelectConfig) -> dict[str, Any]:
+    """Select features as ``config`` says, write every output to ``config.out`` and return the
+    report (also written as ``report.json``).
+
+    Raises :class:`FeatureSelectionError` on a table the methods cannot use, before anything is
+    written.
+    """
+    seed_everything(config.seed)
+    selectors = [(method, build_selector(method, config)) for method in config.method_names]
+    table = read_table(config.table)
+    features, y, dropped = split_table(table, config.target, config.drop_constant)
+    voting = VotingSelector(selectors, threshold=config.threshold, verbose=not config.quiet)
     voting.fit(features, y)
 
-    out: Path = args.out
+    out = config.out
     out.mkdir(parents=True, exist_ok=True)
     selected = [str(name) for name in voting.get_feature_names_out()]
-    suffix = ".csv" if args.table.suffix.lower() == ".csv" else ".parquet"
-    write_table(table[[*selected, args.target]], out / f"selected{suffix}")
+    suffix = ".csv" if config.table.suffix.lower() == ".csv" else ".parquet"
+    write_table(table[[*selected, config.target]], out / f"selected{suffix}")
     with atomic_output(out / "votes.csv") as temporary:
         voting.votes_.to_csv(temporary)
     with atomic_output(out / "scores.csv") as temporary:
@@ -303,11 +342,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 entry[attribute.rstrip("_")] = _json_safe(getattr(fitted, attribute))
         method_reports[name] = entry
     report = {
-        "input": str(args.table),
+        "input": str(config.table),
         "rows": int(table.shape[0]),
-        "target": args.target,
+        "target": config.target,
         "n_features": int(features.shape[1]),
-        "threshold": args.threshold,
+        "threshold": config.threshold,
+        "config": config_to_dict(config),
         "methods": method_reports,
         "selected": selected,
         "dropped": [c for c in map(str, features.columns) if c not in set(selected)],
@@ -321,26 +361,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ).to_dict(),
     }
     write_json_atomic(out / "report.json", report)
+    if not config.quiet:
+        print(
+            f"Selected {len(selected)} of {report['n_features']} features: "
+            f"{', '.join(selected) or '(none)'}; outputs in {out}",
+            file=sys.stderr,
+        )
     return report
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 bad input or options)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        report = run(args)
-    except FeatureSelectionError as error:
-        print(f"select: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if not args.quiet:
-        print(
-            f"Selected {len(report['selected'])} of {report['n_features']} features: "
-            f"{', '.join(report['selected']) or '(none)'}; outputs in {args.out}",
-            file=sys.stderr,
-        )
-    return 0
+# Exit status: 0 ok, 2 a bad option or a table the methods cannot use (one line, no traceback).
+main = make_main(Command(SelectConfig, run), prog="select", user_errors=(FeatureSelectionError,))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -1,5 +1,4 @@
-"""Errors for bad input tables: clear messages that name the problem and the
-columns."""
+"""Errors for bad input tables: clear messages that name the problem and the columns."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ _MAX_NAMES = 10
 
 
 class FeatureSelectionError(ValueError):
-    """A table or target that a selection method cannot use; the message says
-    why."""
+    """A table or target that a selection method cannot use; the message says why."""
 
 
 def format_columns(columns: Sequence[object]) -> str:

@@ -1,11 +1,9 @@
-"""Measurement levels and the article's table: which association measure fits
-which pair.
+"""Measurement levels and the article's table: which association measure fits which pair.
 
-Stevens' levels are nominal (unordered categories), ordinal (ordered
-categories or ranks), interval (differences mean something) and ratio
-(interval with a true zero). A dtype cannot show a true zero, so
-inference never says ``ratio``; interval and ratio choose the same
-measures, so that costs nothing.
+Stevens' levels are nominal (unordered categories), ordinal (ordered categories or ranks), interval
+(differences mean something) and ratio (interval with a true zero). A dtype cannot show a true zero,
+so inference never says ``ratio``; interval and ratio choose the same measures, so that costs
+nothing.
 """
 
 from __future__ import annotations
@@ -67,8 +65,7 @@ def choose_measure(
     feature_binary: bool = False,
     target_binary: bool = False,
 ) -> str:
-    """Return the association measure for a feature and a target of the given
-    levels."""
+    """Return the association measure for a feature and a target of the given levels."""
     measure = MEASURE_TABLE[(Level(feature_level), Level(target_level))]
     if measure == "correlation_ratio":
         nominal_is_binary = feature_binary if Level(feature_level) is N else target_binary
@@ -80,10 +77,9 @@ def choose_measure(
 def infer_level(column: pd.Series, *, is_target: bool = False) -> Level:
     """Infer a column's level from its dtype.
 
-    bool, object, string and unordered categorical columns are nominal;
-    ordered categoricals are ordinal; numbers are interval, except two-
-    valued ones (nominal: a binary flag) and, for a target, integers
-    with at most ``MAX_CLASS_LABELS`` values (class labels).
+    bool, object, string and unordered categorical columns are nominal; ordered categoricals are
+    ordinal; numbers are interval, except two- valued ones (nominal: a binary flag) and, for a
+    target, integers with at most ``MAX_CLASS_LABELS`` values (class labels).
     """
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -103,8 +99,7 @@ def infer_level(column: pd.Series, *, is_target: bool = False) -> Level:
 def resolve_levels(
     frame: pd.DataFrame, overrides: Mapping[str, Level | str] | None = None
 ) -> dict[str, Level]:
-    """Infer every column's level, then apply ``overrides`` (column ->
-    level)."""
+    """Infer every column's level, then apply ``overrides`` (column -> level)."""
     overrides = dict(overrides or {})
     unknown = [name for name in overrides if name not in frame.columns]
     if unknown:

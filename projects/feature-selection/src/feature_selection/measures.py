@@ -1,11 +1,9 @@
-"""Association measures between one feature and the target, each as (score,
-p-value).
+"""Association measures between one feature and the target, each as (score, p-value).
 
-Scores are effect sizes: absolute correlations, Cramer's V and the
-correlation ratio all lie in [0, 1], so the level-driven ``association``
-filter can rank features measured differently. The statistics come from
-scipy.stats; only the correlation ratio (eta) is derived by hand from
-scipy's one-way ANOVA F, because neither scipy nor sklearn exposes it.
+Scores are effect sizes: absolute correlations, Cramer's V and the correlation ratio all lie in [0,
+1], so the level-driven ``association`` filter can rank features measured differently. The
+statistics come from scipy.stats; only the correlation ratio (eta) is derived by hand from scipy's
+one-way ANOVA F, because neither scipy nor sklearn exposes it.
 """
 
 from __future__ import annotations
@@ -26,8 +24,7 @@ Measure = Callable[[pd.Series, pd.Series], tuple[float, float]]
 
 
 def as_codes(column: pd.Series) -> np.ndarray:
-    """Integer codes of a categorical-like column; ordered categoricals keep
-    their order."""
+    """Integer codes of a categorical-like column; ordered categoricals keep their order."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         return np.asarray(column.cat.codes, dtype=np.float64)
     codes, _ = pd.factorize(column, sort=True)
@@ -35,8 +32,7 @@ def as_codes(column: pd.Series) -> np.ndarray:
 
 
 def as_ranked_numbers(column: pd.Series) -> np.ndarray:
-    """Numbers for rank correlations: numeric values as they are, categories as
-    sorted codes."""
+    """Numbers for rank correlations: numeric values as they are, categories as sorted codes."""
     if pd.api.types.is_numeric_dtype(column.dtype) and not isinstance(
         column.dtype, pd.CategoricalDtype
     ):
@@ -45,8 +41,7 @@ def as_ranked_numbers(column: pd.Series) -> np.ndarray:
 
 
 def as_categories(column: pd.Series) -> np.ndarray:
-    """Category codes for contingency tables; many-valued numbers go into
-    quantile bins."""
+    """Category codes for contingency tables; many-valued numbers go into quantile bins."""
     numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
         column.dtype
     )
@@ -77,8 +72,7 @@ def kendall(x: pd.Series, y: pd.Series) -> tuple[float, float]:
 
 
 def pointbiserial(x: pd.Series, y: pd.Series) -> tuple[float, float]:
-    """Point-biserial r; whichever of x and y has two values is the dichotomous
-    one."""
+    """Point-biserial r; whichever of x and y has two values is the dichotomous one."""
     binary, continuous = (x, y) if x.nunique() == 2 else (y, x)
     result = stats.pointbiserialr(as_codes(binary), as_ranked_numbers(continuous))
     return abs(_finite(result.statistic)), float(result.pvalue)
@@ -116,8 +110,7 @@ def correlation_ratio(x: pd.Series, y: pd.Series) -> tuple[float, float]:
 
 
 def cramers_v(x: pd.Series, y: pd.Series) -> tuple[float, float]:
-    """Cramer's V of the contingency table (scipy), p-value of its chi-squared
-    test."""
+    """Cramer's V of the contingency table (scipy), p-value of its chi-squared test."""
     table = pd.crosstab(as_categories(x), as_categories(y)).to_numpy()
     if min(table.shape) < 2:
         return 0.0, 1.0

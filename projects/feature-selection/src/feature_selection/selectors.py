@@ -1,8 +1,7 @@
 """Feature selectors: unsupervised, filters, wrappers, embedded and Boruta.
 
-Each wraps the library that does the real work (sklearn, scipy.stats,
-statsmodels, boruta); what is hand-written is listed in the README with
-the reason.
+Each wraps the library that does the real work (sklearn, scipy.stats, statsmodels, boruta); what is
+hand-written is listed in the README with the reason.
 """
 
 from __future__ import annotations
@@ -57,8 +56,7 @@ _CATEGORY_FILTERS = ("cramers_v", "association")
 
 
 def top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
-    """Mask of the ``k`` highest scores; ties keep the earlier column, as
-    SelectKBest does."""
+    """Mask of the ``k`` highest scores; ties keep the earlier column, as SelectKBest does."""
     mask = np.zeros(scores.shape[0], dtype=bool)
     if k <= 0:
         return mask
@@ -89,8 +87,7 @@ def _check_cv_classes(name: str, y: pd.Series, task: Task, cv: int) -> None:
 
 
 class VarianceSelector(BaseSelector):
-    """Drop features whose variance is at most ``threshold`` (sklearn's
-    VarianceThreshold)."""
+    """Drop features whose variance is at most ``threshold`` (sklearn's VarianceThreshold)."""
 
     _name = "variance"
     needs_target = False
@@ -296,8 +293,7 @@ class FilterSelector(BaseSelector):
         return np.asarray(scores, dtype=np.float64)
 
     def _permutation_threshold(self, frame: pd.DataFrame, y: pd.Series) -> float:
-        """Highest MI any feature reaches against a shuffled target (a chance
-        baseline)."""
+        """Highest MI any feature reaches against a shuffled target (a chance baseline)."""
         rng = np.random.default_rng(self.random_state)
         matrix = numeric_matrix(frame)
         target = y.to_numpy()
@@ -338,13 +334,11 @@ class FilterSelector(BaseSelector):
 
 
 class SequentialSelector(BaseSelector):
-    """Forward or backward sequential selection (sklearn's
-    SequentialFeatureSelector).
+    """Forward or backward sequential selection (sklearn's SequentialFeatureSelector).
 
-    The default estimator is a standardised logistic or linear
-    regression. With ``n_features_to_select="auto"`` it stops when the
-    CV score improves by less than ``tol`` (``tol=None``: 1e-3 forward;
-    backward keeps removing while the score drops by < 1e-3).
+    The default estimator is a standardised logistic or linear regression. With
+    ``n_features_to_select="auto"`` it stops when the CV score improves by less than ``tol``
+    (``tol=None``: 1e-3 forward; backward keeps removing while the score drops by < 1e-3).
     """
 
     def __init__(
@@ -531,12 +525,10 @@ class L1Selector(BaseSelector):
 
 
 class BorutaSelector(BaseSelector):
-    """All-relevant selection with Boruta (``boruta.BorutaPy``) around a random
-    forest.
+    """All-relevant selection with Boruta (``boruta.BorutaPy``) around a random forest.
 
-    Features Boruta confirms are kept; tentative ones are kept only with
-    ``keep_tentative=True``. ``scores_`` is Boruta's ranking (1
-    confirmed, 2 tentative, ...).
+    Features Boruta confirms are kept; tentative ones are kept only with ``keep_tentative=True``.
+    ``scores_`` is Boruta's ranking (1 confirmed, 2 tentative, ...).
     """
 
     _name = "boruta"
@@ -571,8 +563,7 @@ class BorutaSelector(BaseSelector):
         return 10
 
     def default_estimator(self, task: Task) -> BaseEstimator:
-        """The random forest Boruta's authors suggest: shallow trees, balanced
-        classes."""
+        """The random forest Boruta's authors suggest: shallow trees, balanced classes."""
         if task == "classification":
             return RandomForestClassifier(
                 max_depth=self.max_depth, class_weight="balanced", n_jobs=self.n_jobs

@@ -1,5 +1,4 @@
-"""Voting over selectors: a votes table (selector x feature) and a vote-share
-threshold."""
+"""Voting over selectors: a votes table (selector x feature) and a vote-share threshold."""
 
 from __future__ import annotations
 
@@ -9,20 +8,16 @@ import time
 from collections.abc import Sequence
 from typing import Any, Self
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.base import BaseEstimator, clone
+from sklearn.feature_selection import SelectorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-matplotlib.use("Agg")  # files only; no display on servers or in CI
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.base import BaseEstimator, clone  # noqa: E402
-from sklearn.feature_selection import SelectorMixin  # noqa: E402
-from sklearn.utils.validation import check_is_fitted, validate_data  # noqa: E402
-
-from feature_selection.base import BaseSelector, to_frame  # noqa: E402
-from feature_selection.errors import FeatureSelectionError  # noqa: E402
-from ml_core import atomic_output  # noqa: E402
+from feature_selection.base import BaseSelector, to_frame
+from feature_selection.errors import FeatureSelectionError
+from ml_core.plotting import save_figure
 
 
 def tally(votes: pd.DataFrame, threshold: float) -> tuple[pd.Series, np.ndarray]:
@@ -106,8 +101,7 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return mask
 
     def scores_table(self) -> pd.DataFrame:
-        """Feature x selector scores, plus vote share and the final
-        decision."""
+        """Feature x selector scores, plus vote share and the final decision."""
         check_is_fitted(self, "support_")
         table = pd.DataFrame(index=self.votes_.columns)
         table.index.name = "feature"
@@ -121,8 +115,7 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return table
 
     def plot_votes(self, path: str | os.PathLike[str]) -> None:
-        """Write a PNG: the votes heatmap on top, vote share per feature
-        below."""
+        """Write a PNG: the votes heatmap on top, vote share per feature below."""
         check_is_fitted(self, "support_")
         plot_votes(self.votes_, self.threshold, path)
 
@@ -134,29 +127,24 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def plot_votes(votes: pd.DataFrame, threshold: float, path: str | os.PathLike[str]) -> None:
-    """Heatmap of ``votes`` (selector x feature) and a bar chart of vote
-    shares, as a PNG."""
+    """Heatmap of ``votes`` (selector x feature) and a bar chart of vote shares, as a PNG."""
     n_selectors, n_features = votes.shape
     width = min(max(6.0, 0.3 * n_features + 2.0), 40.0)
     height = 2.5 + 0.35 * n_selectors
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(width, height + 2.5), sharex=True, height_ratios=[n_selectors, 3]
-    )
-    try:
-        top.imshow(votes.to_numpy(), aspect="auto", cmap="Greens", vmin=0, vmax=1)
-        top.set_yticks(range(n_selectors), labels=list(votes.index))
-        top.set_title("Votes (green = feature kept by the selector)")
-        share = votes.mean(axis=0).to_numpy()
-        colours = ["tab:green" if value > threshold else "tab:gray" for value in share]
-        bottom.bar(range(n_features), share, color=colours)
-        bottom.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold}")
-        bottom.set_ylim(0, 1)
-        bottom.set_ylabel("vote share")
-        bottom.legend(loc="upper right")
-        if n_features <= 80:
-            bottom.set_xticks(range(n_features), labels=list(votes.columns), rotation=90)
-        figure.tight_layout()
-        with atomic_output(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    # A Figure of its own, not pyplot's: nothing global to switch or leak.
+    figure = Figure(figsize=(width, height + 2.5))
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[n_selectors, 3])
+    top.imshow(votes.to_numpy(), aspect="auto", cmap="Greens", vmin=0, vmax=1)
+    top.set_yticks(range(n_selectors), labels=list(votes.index))
+    top.set_title("Votes (green = feature kept by the selector)")
+    share = votes.mean(axis=0).to_numpy()
+    colours = ["tab:green" if value > threshold else "tab:gray" for value in share]
+    bottom.bar(range(n_features), share, color=colours)
+    bottom.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold}")
+    bottom.set_ylim(0, 1)
+    bottom.set_ylabel("vote share")
+    bottom.legend(loc="upper right")
+    if n_features <= 80:
+        bottom.set_xticks(range(n_features), labels=list(votes.columns), rotation=90)
+    figure.tight_layout()
+    save_figure(figure, path, dpi=100)
