@@ -6,33 +6,95 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from kv_serve_testing import free_port
 
-from kv_serve.config import parse_settings
+from kv_serve.config import ENV_PREFIX, Settings
 from kv_serve.server import main
+from ml_core.cli import parse_config
 
 
 def test_settings_from_env_and_cli() -> None:
     env = {"KV_SERVE_BUDGET_MB": "8", "KV_SERVE_FP16_STORAGE": "true", "KV_SERVE_PORT": "9000"}
-    settings = parse_settings(["--port", "9001", "--session-ttl-s", "5"], env)
+    settings = parse_config(
+        Settings,
+        ["--port", "9001", "--session-ttl-s", "5"],
+        prog="kv-serve",
+        env_prefix=ENV_PREFIX,
+        env=env,
+    )
     assert settings.host == "127.0.0.1"  # loopback unless asked
     assert settings.port == 9001 and settings.budget_bytes == 8 * 1024 * 1024
     assert settings.fp16_storage and settings.session_ttl_s == 5
-    with pytest.raises(SystemExit):
-        parse_settings(["--block-size", "0"], {})
+    assert settings.prefix_caching and settings.model is None
+    flags = ["--no-prefix-caching", "--fp16-storage", "--model", "tiny", "--log-level", "debug"]
+    settings = parse_config(Settings, flags, prog="kv-serve", env_prefix=ENV_PREFIX, env={})
+    assert not settings.prefix_caching and settings.fp16_storage
+    assert (settings.model, settings.log_level) == ("tiny", "debug")
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--block-size", "0"], "--block-size: must be positive, got 0"),
+        (["--budget-mb", "-1"], "--budget-mb: must be positive, got -1.0"),
+        (["--session-ttl-s", "-5"], "--session-ttl-s: must be zero or more, got -5.0"),
+        (["--port", "70000"], "--port: must be in [0, 65535], got 70000"),
+        (["--port", "http"], "argument --port: invalid int value: 'http'"),
+        (["--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+    ],
+)
+def test_bad_flag_values_exit_2_naming_the_flag(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"kv-serve: error: {message}" in error
+    assert "Traceback" not in error
+
+
+def test_env_override_and_bad_env_value_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KV_SERVE_BLOCK_SIZE", "32")
+    monkeypatch.setenv("KV_SERVE_PREFIX_CACHING", "off")
+    settings = parse_config(Settings, [], prog="kv-serve", env_prefix=ENV_PREFIX)
+    assert settings.block_size == 32 and not settings.prefix_caching
+    monkeypatch.setenv("KV_SERVE_PORT", "eighty")
+    # ml_core.cli reads variables while building the parser, outside main's SystemExit
+    # handling, so this exits (code 2) rather than returning 2; accept either.
+    code: object
+    try:
+        code = main(["--model", "tiny"])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "environment variable KV_SERVE_PORT: invalid value 'eighty'" in error
+    assert "Traceback" not in error
+
+
+def test_missing_model_directory_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-model"
+    assert main(["--model", str(missing), "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("kv-serve: error: Could not load a causal language model")
+    assert str(missing) in error and "does not exist" in error
+    assert "Traceback" not in error
+
+
 def test_cli_serves_over_http_and_stops() -> None:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), KV_SERVE_BUDGET_MB="16")
     command = [
         sys.executable,
         "-c",
-        f"from {main.__module__} import main; main()",
+        "from kv_serve.server import main; raise SystemExit(main(None))",
         "--model",
         "tiny",
         "--port",

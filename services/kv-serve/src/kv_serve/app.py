@@ -3,6 +3,7 @@ metrics."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -58,6 +59,11 @@ class GenerateRequest(BaseModel):
         if self.token_ids is not None and not self.token_ids:
             raise ValueError("token_ids is empty")
         return self
+
+    def params(self) -> GenerationParams:
+        """The request's sampling options, as the engine takes them."""
+        names = [field.name for field in dataclasses.fields(GenerationParams)]
+        return GenerationParams(**{name: getattr(self, name) for name in names})
 
 
 class GenerateResponse(BaseModel):
@@ -188,14 +194,7 @@ def create_app(engine: Engine) -> FastAPI:
         ids = engine.encode(body.prompt) if body.prompt is not None else list(body.token_ids or [])
         if not ids:
             raise BadRequest("The prompt encodes to no tokens.", 422)
-        params = GenerationParams(
-            max_new_tokens=body.max_new_tokens,
-            temperature=body.temperature,
-            top_k=body.top_k,
-            top_p=body.top_p,
-            seed=body.seed,
-            stop_at_eos=body.stop_at_eos,
-        )
+        params = body.params()
         generation = engine.start(
             ids,
             params,

@@ -1,6 +1,9 @@
 """Measure what the KV caches buy on a GPT-2-small-shaped model on the CPU.
 
 ``./pants run services/kv-serve:benchmark -- --out runs/kv-serve-benchmark``
+(from Python: ``run(BenchmarkConfig(...))``). Exit code 1 when a measured
+speed-up misses its target (``--min-cache-speedup``,
+``--min-prefix-speedup``; ``benchmark.json`` is written first).
 
 1. ``use_cache=False`` vs ``True`` for 256 new tokens (greedy);
 2. time to first token of a request sharing a 1,024-token prefix, cold vs
@@ -21,16 +24,16 @@ by the preset tokenizer.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import platform
 import statistics
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import torch
@@ -45,6 +48,102 @@ from kv_serve.kv import from_dynamic_cache, kv_copy, kv_nbytes, to_dynamic_cache
 from lm import load_corpus
 from lm.presets import build_config
 from ml_core import write_json_atomic
+from ml_core.cli import (
+    CheckFailed,
+    Command,
+    config_to_dict,
+    make_main,
+    require_non_negative,
+    require_positive,
+)
+
+Section = Literal["cache", "prefix", "session", "memory", "http"]
+SECTIONS: tuple[Section, ...] = ("cache", "prefix", "session", "memory", "http")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """Measure what the KV caches buy on a GPT-2-small-shaped model on the
+    CPU."""
+
+    preset: Literal["small", "tiny"] = "small"
+    """Model shape: small (GPT-2 small) or tiny (a smoke run)."""
+
+    out: Path = Path("runs/kv-serve-benchmark")
+    """Directory for benchmark.json."""
+
+    only: tuple[Section, ...] = ()
+    """Sections to run (none given: all)."""
+
+    new_tokens: int = 256
+    """Cache: new tokens generated with and without use_cache."""
+
+    prompt_tokens: int = 16
+    """Cache: prompt tokens."""
+
+    cache_repeats: int = 1
+    """Cache: repetitions (median taken)."""
+
+    prefix_tokens: int = 1024
+    """Prefix: tokens of the shared prefix."""
+
+    suffix_tokens: int = 16
+    """Prefix: tokens of the question after the prefix."""
+
+    prefix_repeats: int = 3
+    """Prefix: repetitions (median taken)."""
+
+    turns: int = 10
+    """Session: turns of the conversation."""
+
+    turn_tokens: int = 32
+    """Session: user and reply tokens a turn."""
+
+    memory_tokens: int = 512
+    """Memory: tokens of the measured prefill."""
+
+    clients: int = 32
+    """http: concurrent client threads."""
+
+    requests_per_client: int = 2
+    """http: requests each client sends."""
+
+    http_prompt_tokens: int = 64
+    """http: tokens of the shared system prompt."""
+
+    http_new_tokens: int = 8
+    """http: new tokens a request."""
+
+    min_cache_speedup: float = 3.0
+    """Target: use_cache=True at least this many times faster than False (0: no
+    target)."""
+
+    min_prefix_speedup: float = 5.0
+    """Target: reused-prefix TTFT at least this many times below cold (0: no
+    target)."""
+
+    def __post_init__(self) -> None:
+        require_positive(
+            self,
+            "new_tokens",
+            "prompt_tokens",
+            "cache_repeats",
+            "prefix_tokens",
+            "suffix_tokens",
+            "prefix_repeats",
+            "turns",
+            "turn_tokens",
+            "memory_tokens",
+            "clients",
+            "requests_per_client",
+            "http_prompt_tokens",
+            "http_new_tokens",
+        )
+        require_non_negative(self, "min_cache_speedup", "min_prefix_speedup")
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        return self.only or SECTIONS
 
 
 def build_benchmark_model(preset: str, context: int, seed: int = 0) -> PreTrainedModel:
@@ -266,35 +365,32 @@ def bench_http(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="small", help="small (default) or tiny (smoke run)")
-    parser.add_argument("--out", type=Path, default=Path("runs/kv-serve-benchmark"))
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--prompt-tokens", type=int, default=16)
-    parser.add_argument("--cache-repeats", type=int, default=1)
-    parser.add_argument("--prefix-tokens", type=int, default=1024)
-    parser.add_argument("--suffix-tokens", type=int, default=16)
-    parser.add_argument("--prefix-repeats", type=int, default=3)
-    parser.add_argument("--turns", type=int, default=10)
-    parser.add_argument("--turn-tokens", type=int, default=32, help="user and reply tokens a turn")
-    parser.add_argument("--memory-tokens", type=int, default=512)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests-per-client", type=int, default=2)
-    parser.add_argument("--http-prompt-tokens", type=int, default=64)
-    parser.add_argument("--http-new-tokens", type=int, default=8)
-    parser.add_argument("--only", nargs="*", help="sections: cache prefix session memory http")
-    args = parser.parse_args(argv)
-    sections = set(args.only or ["cache", "prefix", "session", "memory", "http"])
+def missed_targets(config: BenchmarkConfig, results: dict[str, Any]) -> list[str]:
+    """One line for each speed-up target that a section run here missed."""
+    missed = []
+    for section, what, flag, target in (
+        ("cache", "use_cache speed-up", "--min-cache-speedup", config.min_cache_speedup),
+        ("prefix", "prefix TTFT speed-up", "--min-prefix-speedup", config.min_prefix_speedup),
+    ):
+        if target > 0 and section in results and results[section]["speedup"] < target:
+            measured = results[section]["speedup"]
+            missed.append(f"{what} {measured:.2f}x is below the target {flag} {target:g}x")
+    return missed
 
+
+def run(config: BenchmarkConfig) -> dict[str, Any]:
+    """Run the sections ``config`` asks for, printing each as it finishes and
+    writing ``benchmark.json`` after each; raise :class:`CheckFailed` (after
+    writing) when a speed-up misses its target."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     tokenizer = preset_tokenizer(400_000)
-    context = max(2048, args.prefix_tokens + args.suffix_tokens + 8)
-    model = build_benchmark_model(args.preset, context)
+    context = max(2048, config.prefix_tokens + config.suffix_tokens + 8)
+    model = build_benchmark_model(config.preset, context)
     cache = CacheManager(budget_bytes=4 << 30, block_size=16)
-    engine = Engine(model, tokenizer, cache, model_name=f"preset:{args.preset}")
+    engine = Engine(model, tokenizer, cache, model_name=f"preset:{config.preset}")
     results: dict[str, Any] = {
-        "preset": args.preset,
+        "config": config_to_dict(config),
+        "preset": config.preset,
         "parameters": sum(p.numel() for p in model.parameters()),
         "context_length": engine.context_length,
         "torch": torch.__version__,
@@ -304,44 +400,47 @@ def main(argv: Sequence[str] | None = None) -> None:
         "load_average_start": os.getloadavg(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-        (
-            "cache",
-            lambda: bench_use_cache(
-                engine, args.new_tokens, args.prompt_tokens, args.cache_repeats
-            ),
+    steps: dict[Section, Callable[[], dict[str, Any]]] = {
+        "cache": lambda: bench_use_cache(
+            engine, config.new_tokens, config.prompt_tokens, config.cache_repeats
         ),
-        (
-            "prefix",
-            lambda: bench_prefix_ttft(
-                engine, args.prefix_tokens, args.suffix_tokens, args.prefix_repeats
-            ),
+        "prefix": lambda: bench_prefix_ttft(
+            engine, config.prefix_tokens, config.suffix_tokens, config.prefix_repeats
         ),
-        ("session", lambda: bench_session(engine, args.turns, args.turn_tokens, args.turn_tokens)),
-        ("memory", lambda: bench_memory(engine, args.memory_tokens)),
-        (
-            "http",
-            lambda: bench_http(
-                engine,
-                args.clients,
-                args.requests_per_client,
-                args.http_prompt_tokens,
-                args.http_new_tokens,
-            ),
+        "session": lambda: bench_session(
+            engine, config.turns, config.turn_tokens, config.turn_tokens
         ),
-    ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, step in steps:
-        if name not in sections:
+        "memory": lambda: bench_memory(engine, config.memory_tokens),
+        "http": lambda: bench_http(
+            engine,
+            config.clients,
+            config.requests_per_client,
+            config.http_prompt_tokens,
+            config.http_new_tokens,
+        ),
+    }
+    config.out.mkdir(parents=True, exist_ok=True)
+    path = config.out / "benchmark.json"
+    for name in SECTIONS:
+        if name not in config.sections:
             continue
         start = time.perf_counter()
-        results[name] = step()
+        results[name] = steps[name]()
         results[name]["section_s"] = time.perf_counter() - start
         print(f"{name}: {json.dumps(results[name], indent=1)}", flush=True)
         results["load_average_end"] = os.getloadavg()
-        write_json_atomic(args.out / "benchmark.json", results)
-    print(f"wrote {args.out / 'benchmark.json'}")
+        write_json_atomic(path, results)
+    missed = missed_targets(config, results)
+    results["missed_targets"] = missed
+    write_json_atomic(path, results)
+    print(f"wrote {path}")
+    if missed:
+        raise CheckFailed("; ".join(missed))
+    return results
+
+
+main = make_main(Command(BenchmarkConfig, run), prog="kv-serve-benchmark")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main(None))

@@ -1,117 +1,91 @@
-"""Service settings from environment variables and the command line, and model
-loading.
+"""Service settings (from the command line and ``KV_SERVE_*`` environment
+variables) and model loading.
 
-Every option has an environment variable (``KV_SERVE_<NAME>``); a
-command-line flag overrides it.
+Every option has an environment variable ``KV_SERVE_<FIELD>`` (e.g.
+``KV_SERVE_BUDGET_MB``); a command-line flag overrides it. The command
+line itself is :func:`ml_core.cli.make_main` over :class:`Settings`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
-from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
+from typing import Literal
 
-from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from lm import build_model, load_corpus, load_model, load_tokenizer, preset_names, train_tokenizer
+from lm import (
+    DEFAULT_PRETRAINED_DIR,
+    LoadedModel,
+    load_corpus,
+    load_model_spec,
+    preset_names,
+    train_tokenizer,
+)
+from ml_core.cli import option, require, require_non_negative, require_positive
 
 ENV_PREFIX = "KV_SERVE_"
-# Where `./pants run libs/lm:pretrain -- --out runs/lm-tiny` writes; used when it exists.
-DEFAULT_PRETRAINED_DIR = Path("runs/lm-tiny")
-DEFAULT_PRESET = "tiny"
 MiB = 1024 * 1024
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    model: str | None = None
+    """Text generation over HTTP with managed key/value caches."""
+
+    model: str | None = option(
+        None,
+        help="a save_pretrained directory, a Hub id, or a preset name "
+        f"({', '.join(preset_names())}); unset: {DEFAULT_PRETRAINED_DIR} if it holds a "
+        "saved model, else the 'tiny' preset",
+    )
     host: str = "127.0.0.1"
+    """Interface to bind (the container image passes 0.0.0.0)."""
+
     port: int = 8000
+    """TCP port (0: any free port)."""
+
     budget_mb: float = 256.0
+    """Global byte budget of all caches, in MiB."""
+
     session_ttl_s: float = 600.0
+    """Idle seconds before a session expires (0: never)."""
+
     prefix_ttl_s: float = 600.0
+    """Unused seconds before a prefix block expires (0: never)."""
+
     block_size: int = 16
+    """Tokens per prefix-cache block."""
+
     fp16_storage: bool = False
+    """Store cached keys/values in float16 (half the bytes)."""
+
     prefix_caching: bool = True
+    """Reuse cached prefix blocks across requests."""
+
     max_new_tokens_limit: int = 1024
+    """Largest max_new_tokens a request may ask for."""
+
     tokenizer_max_chars: int = 400_000
+    """Stdlib corpus characters to train a preset's tokenizer on."""
+
     seed: int = 0
-    log_level: str = "info"
+    """Seed of a preset's random weights."""
+
+    log_level: LogLevel = "info"
+    """Uvicorn and service log level."""
+
+    def __post_init__(self) -> None:
+        require(0 <= self.port <= 65535, "port", f"must be in [0, 65535], got {self.port}")
+        require_positive(
+            self, "budget_mb", "block_size", "max_new_tokens_limit", "tokenizer_max_chars"
+        )
+        require_non_negative(self, "session_ttl_s", "prefix_ttl_s")
 
     @property
     def budget_bytes(self) -> int:
         return int(self.budget_mb * MiB)
-
-
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (1/0, true/false), got {text!r}")
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
-    """The CLI; defaults come from ``KV_SERVE_*`` variables in ``env``."""
-    env = os.environ if env is None else env
-    defaults = Settings()
-    parser = argparse.ArgumentParser(
-        prog="kv-serve",
-        description="Text generation over HTTP with managed key/value caches.",
-    )
-
-    def option(name: str, kind: type | object, help_text: str) -> None:
-        field = name.replace("-", "_")
-        env_name = ENV_PREFIX + field.upper()
-        default = getattr(defaults, field)
-        if env_name in env:
-            default = kind(env[env_name])  # type: ignore[operator]
-        parser.add_argument(
-            "--" + name,
-            type=kind,  # type: ignore[arg-type]
-            default=default,
-            help=f"{help_text} (env {env_name}; default: %(default)s)",
-        )
-
-    option(
-        "model",
-        str,
-        "a save_pretrained directory, a Hub id, or a preset name "
-        f"({', '.join(preset_names())}); unset: {DEFAULT_PRETRAINED_DIR} if it exists, "
-        f"else the {DEFAULT_PRESET!r} preset",
-    )
-    option("host", str, "interface to bind")
-    option("port", int, "TCP port")
-    option("budget-mb", float, "global byte budget of all caches, in MiB")
-    option("session-ttl-s", float, "idle seconds before a session expires (0: never)")
-    option("prefix-ttl-s", float, "unused seconds before a prefix block expires (0: never)")
-    option("block-size", _positive_int, "tokens per prefix-cache block")
-    option("fp16-storage", _bool, "store cached keys/values in float16")
-    option("prefix-caching", _bool, "reuse cached prefix blocks across requests")
-    option("max-new-tokens-limit", _positive_int, "largest max_new_tokens a request may ask")
-    option("tokenizer-max-chars", _positive_int, "corpus characters to train a preset's tokenizer")
-    option("seed", int, "seed of a preset's random weights")
-    option("log-level", str, "uvicorn log level")
-    return parser
-
-
-def parse_settings(
-    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
-    args = build_parser(env).parse_args(argv)
-    return Settings(**vars(args))
 
 
 @lru_cache(maxsize=4)
@@ -122,17 +96,14 @@ def preset_tokenizer(max_chars: int = 400_000, vocab_size: int = 4096) -> PreTra
     return train_tokenizer(corpus.train, vocab_size)
 
 
-def load(settings: Settings) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
-    """The model and tokenizer ``settings`` name, and a display name."""
-    name = settings.model
-    if name is None and DEFAULT_PRETRAINED_DIR.is_dir():
-        name = str(DEFAULT_PRETRAINED_DIR)
-    if name is None or name in preset_names():
-        preset = name or DEFAULT_PRESET
-        tokenizer = preset_tokenizer(settings.tokenizer_max_chars)
-        model = build_model(preset, tokenizer=tokenizer, seed=settings.seed)
-        model.train(False)
-        return model, tokenizer, f"preset:{preset}"
-    model = load_model(name)
-    model.train(False)
-    return model, load_tokenizer(name), name
+def load(settings: Settings) -> LoadedModel:
+    """The model and tokenizer ``settings`` name (a saved directory if present,
+    else a preset, else a Hub id), and where they came from.
+
+    Raises :class:`lm.ModelLoadError` when nothing loads.
+    """
+    return load_model_spec(
+        settings.model,
+        preset_tokenizer=lambda: preset_tokenizer(settings.tokenizer_max_chars),
+        seed=settings.seed,
+    )

@@ -1,9 +1,11 @@
-"""``kv-serve``: load the model, build the cache manager and run uvicorn."""
+"""``kv-serve``: load the model, build the cache manager and run uvicorn.
+
+From Python: ``run(Settings(model="tiny", port=8000))``.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import torch
 import uvicorn
@@ -11,15 +13,17 @@ from fastapi import FastAPI
 
 from kv_serve.app import create_app
 from kv_serve.cache import CacheManager
-from kv_serve.config import Settings, load, parse_settings
+from kv_serve.config import ENV_PREFIX, Settings, load
 from kv_serve.engine import Engine
+from lm import ModelLoadError
+from ml_core.cli import Command, make_main
 
 logger = logging.getLogger("kv_serve")
 
 
 def build_engine(settings: Settings) -> Engine:
     """The model, tokenizer and cache manager ``settings`` describe."""
-    model, tokenizer, name = load(settings)
+    loaded = load(settings)
     cache = CacheManager(
         budget_bytes=settings.budget_bytes,
         block_size=settings.block_size,
@@ -29,10 +33,10 @@ def build_engine(settings: Settings) -> Engine:
         prefix_caching=settings.prefix_caching,
     )
     return Engine(
-        model,
-        tokenizer,
+        loaded.model,
+        loaded.tokenizer,
         cache,
-        model_name=name,
+        model_name=loaded.source,
         max_new_tokens_limit=settings.max_new_tokens_limit,
     )
 
@@ -41,8 +45,9 @@ def build_app(settings: Settings) -> FastAPI:
     return create_app(build_engine(settings))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    settings = parse_settings(argv)
+def run(settings: Settings) -> None:
+    """Load the model and serve until interrupted (raises
+    :class:`lm.ModelLoadError` when the model does not load)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
     logger.info("loading model %s", settings.model or "(default)")
     app = build_app(settings)
@@ -52,5 +57,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
+main = make_main(
+    Command(Settings, run),
+    prog="kv-serve",
+    env_prefix=ENV_PREFIX,
+    user_errors=(ModelLoadError,),
+)
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main(None))
