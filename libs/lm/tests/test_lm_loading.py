@@ -1,5 +1,6 @@
 """Loading by path round-trips; loading by Hub id fails fast and clearly
-(HF_HUB_OFFLINE=1 is set for this file in BUILD, so nothing is downloaded)."""
+(HF_HUB_OFFLINE=1 is set for this file in BUILD, so nothing is downloaded);
+``load_model_spec`` picks a saved directory, else a preset, else a Hub id."""
 
 import os
 from pathlib import Path
@@ -7,8 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 from lm_testing import tiny_tokenizer
+from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from lm import ModelLoadError, build_model, load_model, load_tokenizer
+from lm import (
+    DEFAULT_PRETRAINED_DIR,
+    ModelLoadError,
+    build_model,
+    load_model,
+    load_model_spec,
+    load_tokenizer,
+    resolve_model_spec,
+)
 
 
 @pytest.mark.parametrize("preset", ["tiny", "llama-tiny"])
@@ -60,3 +70,70 @@ def test_file_instead_of_directory(tmp_path: Path) -> None:
     file.write_bytes(b"")
     with pytest.raises(ModelLoadError, match="is a file"):
         load_model(file)
+
+
+def test_a_preset_name_builds_a_seeded_model_with_the_preset_tokenizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no runs/lm-tiny, no directory called "llama-tiny" here
+    loaded = load_model_spec("llama-tiny", preset_tokenizer=tiny_tokenizer, seed=3)
+    assert loaded.source == "preset:llama-tiny"
+    assert loaded.tokenizer is tiny_tokenizer() and loaded.tokenizer.pad_token is not None
+    assert loaded.model.config.model_type == "llama" and not loaded.model.training
+    again = load_model_spec("llama-tiny", preset_tokenizer=tiny_tokenizer, seed=3).model
+    for left, right in zip(loaded.model.parameters(), again.parameters()):
+        assert torch.equal(left, right)
+
+
+def test_a_saved_directory_wins_over_a_preset_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokenizer = tiny_tokenizer()
+    saved = tmp_path / "tiny"  # a directory named like a preset: the directory is loaded
+    build_model("llama-tiny", tokenizer=tokenizer, seed=0).save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    monkeypatch.chdir(tmp_path)
+
+    def no_preset_tokenizer() -> PreTrainedTokenizerBase:
+        raise AssertionError("a saved directory needs no preset tokenizer")
+
+    for spec in ("tiny", saved):
+        loaded = load_model_spec(spec, preset_tokenizer=no_preset_tokenizer)
+        assert loaded.source == os.fspath(spec)
+        assert loaded.model.config.model_type == "llama" and not loaded.model.training
+        assert len(loaded.tokenizer) == len(tokenizer) and loaded.tokenizer.pad_token is not None
+
+
+def test_a_missing_directory_raises_model_load_error(tmp_path: Path) -> None:
+    missing = tmp_path / "runs" / "no-such-model"
+    with pytest.raises(ModelLoadError, match="does not exist") as error:
+        load_model_spec(missing, preset_tokenizer=tiny_tokenizer)
+    assert str(missing) in str(error.value)
+
+
+def test_an_unknown_name_that_is_neither_preset_nor_directory_tries_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match="Hugging Face Hub"):
+        load_model_spec("no-such-model", preset_tokenizer=tiny_tokenizer)
+
+
+def test_resolve_model_spec_defaults_to_the_pretrained_run_when_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_spec(None) == "tiny"
+    assert load_model_spec(None, preset_tokenizer=tiny_tokenizer).source == "preset:tiny"
+    assert resolve_model_spec("small") == "small"
+    assert resolve_model_spec(Path("some/dir")) == "some/dir"
+    run = tmp_path / DEFAULT_PRETRAINED_DIR
+    run.mkdir(parents=True)
+    assert resolve_model_spec(None) == "tiny"  # an empty directory is not a pretrained run
+    tokenizer = tiny_tokenizer()
+    build_model("tiny", tokenizer=tokenizer, seed=0).save_pretrained(run)
+    tokenizer.save_pretrained(run)
+    assert resolve_model_spec(None) == str(DEFAULT_PRETRAINED_DIR)
+    loaded = load_model_spec(None, preset_tokenizer=tiny_tokenizer)
+    assert loaded.source == str(DEFAULT_PRETRAINED_DIR)
+    assert loaded.model.config.model_type == "gpt2"

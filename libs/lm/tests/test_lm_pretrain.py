@@ -7,7 +7,8 @@ import torch
 from transformers import PreTrainedModel
 
 from lm import load_model, load_tokenizer
-from lm.pretrain import build_parser, main, run
+from lm.pretrain import PretrainConfig, main, run
+from ml_core.cli import ConfigError
 
 FAST = [
     "--max-chars=20000",
@@ -23,7 +24,6 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.slow
 def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path: Path) -> None:
     first = tmp_path / "first"
     assert main(["--preset=tiny", "--steps=2", f"--out={first}", "--eval-every=1", *FAST]) == 0
@@ -60,7 +60,6 @@ def test_pretrain_writes_a_loadable_run_and_resumes(tmp_path: Path) -> None:
     assert resumed["initial_val_loss"] == metrics["initial_val_loss"]
 
 
-@pytest.mark.slow
 def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
     options = ["--preset=llama-tiny", "--schedule=constant", "--eval-every=10", *FAST]
@@ -75,7 +74,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--preset=huge"], "Unknown model preset 'huge'; available presets: llama-tiny, small"),
+        (
+            ["--preset=huge"],
+            "--preset: unknown preset 'huge'; available presets: llama-tiny, small",
+        ),
         (["--corpus=/no/such/corpus"], "does not exist"),
         (["--block-size=1000"], "exceeds the model's context of 256"),
         (["--tokenizer=/no/such/tokenizer"], "Could not load a tokenizer"),
@@ -98,9 +100,30 @@ def test_resume_needs_a_checkpoint_and_out_must_not_hold_one(
     assert "already holds a checkpoint" in capsys.readouterr().err
 
 
-def test_steps_must_be_positive(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        main(["--steps=0", f"--out={tmp_path}"])
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--steps=0", "--steps: must be positive, got 0"),
+        ("--batch-size=-2", "--batch-size: must be positive, got -2"),
+        ("--validation-fraction=1", "--validation-fraction: must be between 0 and 1, got 1.0"),
+        ("--warmup-steps=-1", "--warmup-steps: must be zero or more, got -1"),
+        ("--schedule=linear", "argument --schedule: invalid choice: 'linear'"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, message: str
+) -> None:
+    assert main([flag, f"--out={tmp_path}"]) == 2
+    error = capsys.readouterr().err
+    assert f"pretrain: error: {message}" in error
+    assert "Traceback" not in error
+    assert not any(tmp_path.iterdir())
+
+
+def test_config_validates_from_python_too(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        PretrainConfig(out=tmp_path, eval_every=0)
+    assert error.value.field == "eval_every"
 
 
 class RecordingCallback:
@@ -119,8 +142,20 @@ class RecordingCallback:
 
 def test_callbacks_see_every_step_between_begin_and_end(tmp_path: Path) -> None:
     callback = RecordingCallback()
-    args = build_parser().parse_args(["--steps=3", f"--out={tmp_path}", "--eval-every=2", *FAST])
-    metrics = run(args, callbacks=[callback])
+    config = PretrainConfig(
+        out=tmp_path,
+        steps=3,
+        eval_every=2,
+        max_chars=20000,
+        vocab_size=300,
+        block_size=32,
+        batch_size=4,
+        eval_batches=2,
+        quiet=True,
+    )
+    metrics = run(config, callbacks=[callback])
     assert metrics["step"] == 3
+    recorded = json.loads((tmp_path / "run_metadata.json").read_text())["args"]
+    assert recorded["out"] == str(tmp_path) and recorded["steps"] == 3
     assert [name for name, _ in callback.events] == ["begin", "step", "step", "step", "end"]
     assert [value for name, value in callback.events if name == "step"] == [1, 2, 3]

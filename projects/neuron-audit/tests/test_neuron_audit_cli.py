@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 from neuron_audit_testing import write_corpus
 
-from neuron_audit.cli import main
+from lm.pretrain import PretrainConfig
+from neuron_audit.cli import _compatible_argv, main
+from neuron_audit.config import MonitorConfig
 
 PNG = b"\x89PNG\r\n\x1a\n"
 FAST = ["--max-tokens", "400", "--batch-size", "4", "--max-length", "32", "--quiet"]
@@ -45,15 +47,16 @@ def test_a_firing_alert_makes_the_cli_exit_non_zero(
     records = [json.loads(line) for line in (out / "alerts.jsonl").read_text().splitlines()]
     assert [r["layer"] for r in records] == [0, 1]
     assert "alerts" in (out / "report.html").read_text().lower()
-    assert main([*args, "--alert", "mlp_post.dead_ratio > 100%"]) == 0
+    never = ["mlp_post.dead_ratio > 100%", "mean mlp_post.dead_ratio > 100%"]
+    assert main([*args, "--alert", never[0], "--alert", never[1]]) == 0  # repeatable
     assert not (out / "alerts.jsonl").exists()
+    assert json.loads((out / "metrics.json").read_text())["alert_rules"] == never
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--model", "/no/such/model"], "does not exist"),
-        (["--alert", "dead > 1"], "Cannot parse alert rule"),
         (["--max-length", "1000"], "exceeds the model's context of 256"),
         (["--corpus", "/no/such/corpus"], "does not exist"),
     ],
@@ -68,11 +71,58 @@ def test_bad_input_exits_2_with_a_clear_error(
     assert "Traceback" not in err
 
 
-def test_argument_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--threshold", "-1"])
-    assert exit_info.value.code == 2
-    assert "audit: error: argument --threshold" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--threshold", "-1"], "audit: error: --threshold: must be zero or more, got -1.0"),
+        (["--dead-fraction", "1"], "audit: error: --dead-fraction: must be in [0, 1), got 1.0"),
+        (["--hist-range", "5", "-5"], "audit: error: --hist-range: must be two finite numbers"),
+        (["--max-tokens", "0"], "audit: error: --max-tokens: must be positive, got 0"),
+        (["--kinds", "mlp"], "audit: error: argument --kinds: invalid choice: 'mlp'"),
+        (["--alert", "dead > 1"], "audit: error: --alert: Cannot parse alert rule"),
+        (["swap", "--activations", "tanh"], "audit swap: error: argument --activations"),
+        (["strip", "--fraction", "0"], "audit strip: error: --fraction: must be in (0, 1]"),
+        (["strip", "--model", "huge"], "audit strip: error: --model: unknown preset 'huge'"),
+        (["monitor", "--every", "0"], "audit monitor: error: --every: must be positive, got 0"),
+        (["monitor", "--steps", "0"], "audit monitor: error: --steps: must be positive, got 0"),
+        (["monitor", "--", "--lr", "0"], "audit monitor: error: --lr: must be positive, got 0"),
+        (["sweep"], "audit: error: unrecognized arguments: sweep"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_flag(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_earlier_command_lines_still_parse() -> None:
+    assert _compatible_argv(["monitor", "--every", "2", "--", "--steps=4"]) == [
+        "monitor",
+        "--every",
+        "2",
+        "--steps=4",
+    ]
+    repeated = ["--alert", "a > 1", "b > 2", "--quiet", "--alert=c > 3", "--kinds", "mlp_pre"]
+    assert _compatible_argv(repeated) == [
+        "--quiet",
+        "--kinds",
+        "mlp_pre",
+        "--alert",
+        "a > 1",
+        "b > 2",
+        "c > 3",
+    ]
+    assert _compatible_argv(["swap", "--alert", "x"]) == ["swap", "--alert", "x"]
+
+
+def test_monitor_takes_the_pretrain_options_and_passes_them_on(tmp_path: Path) -> None:
+    config = MonitorConfig(out=tmp_path, steps=7, lr=0.01, every=3, alert=("*.nan_count > 0",))
+    pretrain = config.pretrain_config()
+    assert type(pretrain) is PretrainConfig
+    assert pretrain == PretrainConfig(out=tmp_path, steps=7, lr=0.01)
 
 
 def test_swap_subcommand_compares_activations_in_one_chart(corpus: str, tmp_path: Path) -> None:
@@ -107,7 +157,7 @@ def test_monitor_pretrains_with_the_audit_callback_and_alerts(
     pretrain = ["--preset=tiny", "--steps=4", f"--corpus={corpus}", "--vocab-size=300"]
     pretrain += ["--block-size=32", "--batch-size=2", "--eval-every=2", "--eval-batches=1"]
     args = ["monitor", "--out", str(out), "--every", "2", "--alert", "*.dead_ratio >= 0"]
-    assert main([*args, "--", *pretrain, "--quiet"]) == 1  # the always-true rule fires
+    assert main([*args, *pretrain, "--quiet"]) == 1  # the always-true rule fires
 
     records = [json.loads(line) for line in (out / "audit.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4]
@@ -118,10 +168,3 @@ def test_monitor_pretrains_with_the_audit_callback_and_alerts(
     assert (out / "config.json").is_file() and (out / "metrics.json").is_file()
     assert len((out / "alerts.jsonl").read_text().splitlines()) == 2 * 6
     assert "alert(s) fired" in capsys.readouterr().err
-
-
-def test_monitor_rejects_a_second_out_for_pretraining(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["monitor", "--out", str(tmp_path), "--", "--out", str(tmp_path / "x")]) == 2
-    assert "Give --out before '--'" in capsys.readouterr().err

@@ -11,35 +11,77 @@ for libs/lm/README.md.
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import os
 import platform
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from lm import pretrain
+from lm.loading import ModelLoadError
 from ml_core import write_json_atomic
+from ml_core.cli import Command, config_to_dict, make_main, require_positive
 
 # Far more steps than fit in the time budget: --max-seconds ends the run.
 UNBOUNDED_STEPS = 10_000_000
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__)
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--minutes", type=float, default=5.0, help="training time budget")
-    parser.add_argument("--out", type=Path, default=Path("runs/lm-benchmark"))
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--block-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
+class BenchmarkError(ValueError):
+    """Bad input (e.g. an earlier run in ``out``): exit code 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """Validation perplexity of a preset before and after a fixed-time
+    pretraining run."""
+
+    preset: str = "tiny"
+    """Model preset to pretrain."""
+
+    minutes: float = 5.0
+    """Training time budget."""
+
+    out: Path = Path("runs/lm-benchmark")
+    """Output directory (the pretrained run and benchmark.json); must not hold
+    a run."""
+
+    batch_size: int = 16
+    """Blocks per optimizer step."""
+
+    block_size: int = 128
+    """Tokens per block."""
+
+    lr: float = 2e-3
+    """Constant learning rate after warm-up."""
+
+    device: str = "cpu"
+    """Device: auto, cpu, cuda, cuda:N or mps."""
+
+    seed: int = 0
+    """Seed of the split, the initial weights and the batch order."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "minutes", "batch_size", "block_size", "lr")
+
+    def pretrain_config(self) -> pretrain.PretrainConfig:
+        """The pretraining run this benchmark times (constant schedule: a
+        cosine one needs a known step count)."""
+        return pretrain.PretrainConfig(
+            out=self.out,
+            preset=self.preset,
+            steps=UNBOUNDED_STEPS,
+            max_seconds=self.minutes * 60,
+            schedule="constant",
+            eval_every=500,
+            batch_size=self.batch_size,
+            block_size=self.block_size,
+            lr=self.lr,
+            device=self.device,
+            seed=self.seed,
+        )
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -61,44 +103,37 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    pretrain_argv = [
-        f"--preset={args.preset}",
-        f"--out={args.out}",
-        f"--steps={UNBOUNDED_STEPS}",
-        f"--max-seconds={args.minutes * 60}",
-        "--schedule=constant",
-        "--eval-every=500",
-        f"--batch-size={args.batch_size}",
-        f"--block-size={args.block_size}",
-        f"--lr={args.lr}",
-        f"--device={args.device}",
-        f"--seed={args.seed}",
-    ]
-    if (args.out / pretrain.STATE_FILE).exists():
-        print(f"benchmark: error: {args.out} holds an earlier run; remove it or pick another --out")
-        return 2
-    status = pretrain.main(pretrain_argv)
-    if status != 0:
-        return status
-    metrics = json.loads((args.out / pretrain.METRICS_FILE).read_text(encoding="utf-8"))
+def run(config: BenchmarkConfig) -> dict[str, Any]:
+    """Pretrain for ``config.minutes``, write ``benchmark.json`` into
+    ``config.out`` and return its content."""
+    if (config.out / pretrain.STATE_FILE).exists():
+        raise BenchmarkError(f"{config.out} holds an earlier run; remove it or pick another --out")
+    pretrain_config = config.pretrain_config()
+    metrics = pretrain.run(pretrain_config)
     result = {
         **metrics,
-        "preset": args.preset,
-        "minutes": args.minutes,
-        "command": " ".join(
-            ["./pants run libs/lm:benchmark --", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "pretrain_argv": pretrain_argv,
+        "preset": config.preset,
+        "minutes": config.minutes,
+        "command": " ".join(["./pants run libs/lm:benchmark --", *sys.argv[1:]]),
+        "config": config_to_dict(config),
+        "pretrain_config": config_to_dict(pretrain_config),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
     }
-    write_json_atomic(args.out / "benchmark.json", result)
-    print(markdown_table(result))
-    return 0
+    write_json_atomic(config.out / "benchmark.json", result)
+    return result
+
+
+main = make_main(
+    Command(BenchmarkConfig, run),
+    prog="benchmark",
+    description=__doc__,
+    # BenchmarkError and PretrainError are ValueErrors.
+    user_errors=(ValueError, ModelLoadError, FileNotFoundError),
+    show=markdown_table,
+)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(None))

@@ -7,33 +7,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # no display on CI machines and servers
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ml_core import atomic_output  # noqa: E402
+# Importing ml_core.plotting selects the Agg backend before any figure is made.
+from ml_core.plotting import save_figure
 
 
 def plot_loss_curve(records: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Plot training and validation loss against step into a PNG at ``path``
     (atomically)."""
     figure, axes = plt.subplots(figsize=(7, 4))
-    try:
-        for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-            points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-            if points:
-                steps, losses = zip(*points)
-                axes.plot(steps, losses, marker="o", markersize=3, label=label)
-        axes.set_xlabel("step")
-        axes.set_ylabel("cross-entropy loss (nats/token)")
-        axes.set_title("Pretraining loss")
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        with atomic_output(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=100)
-    finally:
-        plt.close(figure)
-    return Path(path)
+    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
+        points = [(r["step"], r[key]) for r in records if r.get(key) is not None]
+        if points:
+            steps, losses = zip(*points)
+            axes.plot(steps, losses, marker="o", markersize=3, label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel("cross-entropy loss (nats/token)")
+    axes.set_title("Pretraining loss")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    return save_figure(figure, path, dpi=100)

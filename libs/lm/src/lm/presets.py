@@ -23,6 +23,8 @@ from transformers import (
 )
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from ml_core.cli import require
+
 Family = Literal["gpt2", "llama"]
 
 
@@ -85,6 +87,18 @@ PRESETS: dict[str, ModelPreset] = {
 def preset_names() -> list[str]:
     """Names accepted by :func:`get_preset` and :func:`build_model`."""
     return sorted(PRESETS)
+
+
+def require_preset(config: Any, field: str) -> None:
+    """Raise ``ml_core.cli.ConfigError`` for ``field`` of ``config`` unless it
+    names a preset (for a config's ``__post_init__``: the error names the
+    flag)."""
+    name = getattr(config, field)
+    require(
+        name in PRESETS,
+        field,
+        f"unknown preset {name!r}; available presets: {', '.join(preset_names())}",
+    )
 
 
 def get_preset(name: str) -> ModelPreset:

@@ -12,13 +12,12 @@ The output directory holds the model and tokenizer (load both with
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast
 
 import torch
 from tqdm import tqdm
@@ -33,10 +32,19 @@ from lm.corpus import STDLIB_SOURCE, Corpus, load_corpus
 from lm.data import TokenBlockDataset
 from lm.loading import ModelLoadError, load_model, load_tokenizer
 from lm.plotting import plot_loss_curve
-from lm.presets import build_model, count_parameters, get_preset, preset_names
+from lm.presets import build_model, count_parameters, get_preset, require_preset
 from lm.tokenizer import train_tokenizer
 from lm.training import batch_indices, collate, evaluate_loss, perplexity, train_step
 from ml_core import Timer, atomic_output, collect_run_metadata, seed_everything, write_json_atomic
+from ml_core.cli import (
+    Command,
+    config_to_dict,
+    make_main,
+    require,
+    require_non_negative,
+    require_positive,
+    show_json,
+)
 from ml_core.device import select_device
 
 STATE_FILE = "training_state.pt"
@@ -68,50 +76,107 @@ class PretrainCallback(Protocol):
     def on_train_end(self) -> None: ...
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Pretrain a causal language model from a preset (or continue a run with
+    ``resume``) and save it, its tokenizer, metrics and a loss curve in
+    ``out``."""
 
+    out: Path
+    """Output directory."""
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--preset", default="tiny", help=f"one of {', '.join(preset_names())}")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument(
-        "--steps", type=_positive_int, default=200, help="total optimizer steps (including resumed)"
-    )
-    parser.add_argument("--resume", type=Path, help="output directory of a run to continue")
-    parser.add_argument(
-        "--corpus",
-        default=STDLIB_SOURCE,
-        help="'stdlib' (default), a .txt file or directory of them, or a save_to_disk dataset",
-    )
-    parser.add_argument("--text-column", default="text", help="text column of a saved dataset")
-    parser.add_argument("--max-chars", type=_positive_int, help="cap on corpus characters")
-    parser.add_argument("--validation-fraction", type=float, default=0.05)
-    parser.add_argument(
-        "--tokenizer", help="use this tokenizer (directory or Hub id) instead of training one"
-    )
-    parser.add_argument("--vocab-size", type=_positive_int, help="default: the preset's")
-    parser.add_argument("--block-size", type=_positive_int, default=128)
-    parser.add_argument("--batch-size", type=_positive_int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--warmup-steps", type=int, help="default: min(100, steps // 10)")
-    parser.add_argument("--schedule", choices=("cosine", "constant"), default="cosine")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--eval-every", type=_positive_int, default=50)
-    parser.add_argument("--eval-batches", type=_positive_int, default=50)
-    parser.add_argument("--save-every", type=int, default=0, help="checkpoint every N steps")
-    parser.add_argument("--max-seconds", type=float, help="stop training after this much time")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    return parser
+    preset: str = "tiny"
+    """Model preset: tiny, small or llama-tiny (ignored with --resume)"""
+
+    steps: int = 200
+    """Total optimizer steps (including resumed)"""
+
+    resume: Path | None = None
+    """Output directory of a run to continue."""
+
+    corpus: str = STDLIB_SOURCE
+    """'stdlib' (the embedded standard-library docstrings), a .txt file or
+    directory of them, or a save_to_disk dataset."""
+
+    text_column: str = "text"
+    """Text column of a saved dataset."""
+
+    max_chars: int | None = None
+    """Cap on corpus characters."""
+
+    validation_fraction: float = 0.05
+    """Share of the documents held out for validation, in (0, 1)"""
+
+    tokenizer: str | None = None
+    """Use this tokenizer (directory or Hub id) instead of training one."""
+
+    vocab_size: int | None = None
+    """Size of the trained tokenizer's vocabulary (default: the preset's)"""
+
+    block_size: int = 128
+    """Tokens per training block."""
+
+    batch_size: int = 16
+    """Blocks per optimizer step."""
+
+    lr: float = 1e-3
+    """Peak AdamW learning rate."""
+
+    weight_decay: float = 0.1
+    """AdamW weight decay of the matrices (not of biases and norms)"""
+
+    warmup_steps: int | None = None
+    """Learning-rate warm-up steps (default: min(100, steps // 10))"""
+
+    schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning rate after warm-up."""
+
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+
+    eval_every: int = 50
+    """Evaluate on the validation blocks every N steps."""
+
+    eval_batches: int = 50
+    """Validation batches per evaluation."""
+
+    save_every: int = 0
+    """Checkpoint every N steps (0: only at the end)"""
+
+    max_seconds: float | None = None
+    """Stop training after this much training time."""
+
+    seed: int = 0
+    """Seed of the corpus split, the initial weights and the batch order."""
+
+    device: str | None = None
+    """Device: auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the
+    best available)."""
+
+    quiet: bool = False
+    """No progress bar, log lines or final metrics on stdout."""
+
+    def __post_init__(self) -> None:
+        require_preset(self, "preset")
+        require_positive(
+            self,
+            "steps",
+            "max_chars",
+            "vocab_size",
+            "block_size",
+            "batch_size",
+            "lr",
+            "max_grad_norm",
+            "eval_every",
+            "eval_batches",
+            "max_seconds",
+        )
+        require_non_negative(self, "weight_decay", "warmup_steps", "save_every")
+        require(
+            0.0 < self.validation_fraction < 1.0,
+            "validation_fraction",
+            f"must be between 0 and 1, got {self.validation_fraction!r}",
+        )
 
 
 def _read_log(path: Path, up_to_step: int) -> list[dict[str, Any]]:
@@ -133,7 +198,7 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     step: int,
-    args: argparse.Namespace,
+    config: PretrainConfig,
 ) -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -145,72 +210,67 @@ def _save_checkpoint(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng_state": torch.get_rng_state(),
-                "args": {key: _jsonable(value) for key, value in vars(args).items()},
+                "args": config_to_dict(config),
             },
             temporary,
         )
 
 
-def _jsonable(value: object) -> object:
-    return os.fspath(value) if isinstance(value, Path) else value
-
-
 def _load_or_build(
-    args: argparse.Namespace, corpus: Corpus
+    config: PretrainConfig, corpus: Corpus
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any] | None]:
-    if args.resume is not None:
-        state_path = args.resume / STATE_FILE
+    if config.resume is not None:
+        state_path = config.resume / STATE_FILE
         if not state_path.is_file():
-            raise PretrainError(f"--resume {args.resume}: no {STATE_FILE} there to resume from.")
+            raise PretrainError(f"--resume {config.resume}: no {STATE_FILE} there to resume from.")
         state: dict[str, Any] = torch.load(state_path, map_location="cpu", weights_only=True)
-        return load_model(args.resume), load_tokenizer(args.resume), state
-    preset = get_preset(args.preset)
-    if args.tokenizer is not None:
-        tokenizer = load_tokenizer(args.tokenizer)
+        return load_model(config.resume), load_tokenizer(config.resume), state
+    preset = get_preset(config.preset)
+    if config.tokenizer is not None:
+        tokenizer = load_tokenizer(config.tokenizer)
     else:
         tokenizer = train_tokenizer(
             corpus.train,
-            args.vocab_size or preset.vocab_size,
+            config.vocab_size or preset.vocab_size,
             model_max_length=preset.context_length,
         )
     if tokenizer.eos_token is None:
         raise PretrainError("The tokenizer has no eos token to separate documents with.")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return build_model(preset, tokenizer=tokenizer, seed=args.seed), tokenizer, None
+    return build_model(preset, tokenizer=tokenizer, seed=config.seed), tokenizer, None
 
 
-def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) -> dict[str, Any]:
-    """Run pretraining as configured by parsed ``args``; return the final
-    metrics.
+def run(config: PretrainConfig, callbacks: Sequence[PretrainCallback] = ()) -> dict[str, Any]:
+    """Run pretraining as ``config`` says; return the final metrics.
 
     ``callbacks`` see the training loop (see :class:`PretrainCallback`).
+    Bad inputs found on the way (a checkpoint in ``out``, a block size
+    beyond the model's context) raise :class:`PretrainError`.
     """
-    out: Path = args.out
-    if args.resume is None and (out / STATE_FILE).exists():
+    out: Path = config.out
+    if config.resume is None and (out / STATE_FILE).exists():
         raise PretrainError(
             f"{out} already holds a checkpoint; pass --resume {out} to continue it, "
             "or choose another --out."
         )
-    if not 0.0 < args.validation_fraction < 1.0:
-        raise PretrainError("--validation-fraction must be between 0 and 1.")
-    seed_everything(args.seed)
-    device = select_device(args.device)
+    seed_everything(config.seed)
+    device = select_device(config.device)
     corpus = load_corpus(
-        None if args.corpus == STDLIB_SOURCE else args.corpus,
-        max_chars=args.max_chars,
-        validation_fraction=args.validation_fraction,
-        seed=args.seed,
-        text_column=args.text_column,
+        None if config.corpus == STDLIB_SOURCE else config.corpus,
+        max_chars=config.max_chars,
+        validation_fraction=config.validation_fraction,
+        seed=config.seed,
+        text_column=config.text_column,
     )
-    model, tokenizer, state = _load_or_build(args, corpus)
+    model, tokenizer, state = _load_or_build(config, corpus)
     max_positions = _max_positions(model)
-    if max_positions is not None and args.block_size > max_positions:
+    if max_positions is not None and config.block_size > max_positions:
         raise PretrainError(
-            f"--block-size {args.block_size} exceeds the model's context of {max_positions}."
+            f"--block-size {config.block_size} exceeds the model's context of {max_positions}."
         )
-    train_set = TokenBlockDataset.from_texts(corpus.train, tokenizer, args.block_size)
-    validation_set = TokenBlockDataset.from_texts(corpus.validation, tokenizer, args.block_size)
+    train_set = TokenBlockDataset.from_texts(corpus.train, tokenizer, config.block_size)
+    validation_set = TokenBlockDataset.from_texts(corpus.validation, tokenizer, config.block_size)
     # transformers wraps Module.to in a way mypy cannot bind; the cast restores its signature.
     cast(Callable[[torch.device], PreTrainedModel], model.to)(device)
 
@@ -218,16 +278,18 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": args.weight_decay},
+            {"params": decay, "weight_decay": config.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=args.lr,
+        lr=config.lr,
         betas=(0.9, 0.95),
     )
-    warmup = args.warmup_steps if args.warmup_steps is not None else min(100, args.steps // 10)
+    warmup = (
+        config.warmup_steps if config.warmup_steps is not None else min(100, config.steps // 10)
+    )
     scheduler = (
-        get_cosine_schedule_with_warmup(optimizer, warmup, args.steps)
-        if args.schedule == "cosine"
+        get_cosine_schedule_with_warmup(optimizer, warmup, config.steps)
+        if config.schedule == "cosine"
         else get_constant_schedule_with_warmup(optimizer, warmup)
     )
     start_step = 0
@@ -238,7 +300,9 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
         start_step = int(state["step"])
 
     out.mkdir(parents=True, exist_ok=True)
-    history = _read_log(args.resume / METRICS_LOG, start_step) if args.resume is not None else []
+    history = (
+        _read_log(config.resume / METRICS_LOG, start_step) if config.resume is not None else []
+    )
     log_path = out / METRICS_LOG
     with atomic_output(log_path) as temporary:
         temporary.write_text("".join(json.dumps(r) + "\n" for r in history), encoding="utf-8")
@@ -247,16 +311,16 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
         return evaluate_loss(
             model,
             validation_set,
-            batch_size=args.batch_size,
+            batch_size=config.batch_size,
             device=device,
-            max_batches=args.eval_batches,
+            max_batches=config.eval_batches,
         )
 
     def log(record: dict[str, Any]) -> None:
         history.append(record)
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
-        if not args.quiet:
+        if not config.quiet:
             tqdm.write(json.dumps(record))
 
     train_timer = Timer()
@@ -274,14 +338,14 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
     try:
         with tqdm(
             # A time budget usually ends the run long before --steps: no misleading ETA then.
-            total=args.steps if args.max_seconds is None else None,
+            total=config.steps if config.max_seconds is None else None,
             initial=start_step,
             desc="pretrain",
             unit="step",
-            disable=args.quiet,
+            disable=config.quiet,
         ) as progress:
-            while step < args.steps:
-                indices = batch_indices(len(train_set), args.batch_size, step, args.seed)
+            while step < config.steps:
+                indices = batch_indices(len(train_set), config.batch_size, step, config.seed)
                 batch = collate(train_set, indices).to(device)
                 train_timer.start()
                 window.append(
@@ -289,7 +353,7 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
                         model,
                         optimizer,
                         batch,
-                        max_grad_norm=args.max_grad_norm,
+                        max_grad_norm=config.max_grad_norm,
                         scheduler=scheduler,
                     )
                 )
@@ -300,8 +364,8 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
                 progress.set_postfix(loss=f"{window[-1]:.3f}")
                 for callback in callbacks:
                     callback.on_step_end(step)
-                out_of_time = args.max_seconds is not None and train_seconds >= args.max_seconds
-                if step % args.eval_every == 0 or step == args.steps or out_of_time:
+                out_of_time = config.max_seconds is not None and train_seconds >= config.max_seconds
+                if step % config.eval_every == 0 or step == config.steps or out_of_time:
                     loss = evaluate()
                     log(
                         {
@@ -314,17 +378,17 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
                         }
                     )
                     window = []
-                if args.save_every > 0 and step % args.save_every == 0 and step < args.steps:
-                    _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, args)
+                if config.save_every > 0 and step % config.save_every == 0 and step < config.steps:
+                    _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, config)
                 if out_of_time:
-                    stopped_early = step < args.steps
+                    stopped_early = step < config.steps
                     break
 
     finally:
         for callback in callbacks:
             callback.on_train_end()
 
-    _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, args)
+    _save_checkpoint(out, model, tokenizer, optimizer, scheduler, step, config)
     last = history[-1] if history else {"val_loss": evaluate()}
     first = history[0] if history else last
     metrics = {
@@ -341,8 +405,8 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
         "parameters": count_parameters(model),
         "model_type": model.config.model_type,
         "device": str(device),
-        "block_size": args.block_size,
-        "batch_size": args.batch_size,
+        "block_size": config.block_size,
+        "batch_size": config.batch_size,
         "train_blocks": len(train_set),
         "validation_blocks": len(validation_set),
         "vocab_size": len(tokenizer),
@@ -350,10 +414,10 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
     metadata = collect_run_metadata(packages=METADATA_PACKAGES).to_dict()
     metadata.update(
         {
-            "preset": args.preset if args.resume is None else None,
-            "resumed_from": None if args.resume is None else os.fspath(args.resume),
+            "preset": config.preset if config.resume is None else None,
+            "resumed_from": None if config.resume is None else os.fspath(config.resume),
             "resumed_at_step": start_step,
-            "args": {key: _jsonable(value) for key, value in vars(args).items()},
+            "args": config_to_dict(config),
             "corpus": corpus.stats(),
         }
     )
@@ -363,18 +427,19 @@ def run(args: argparse.Namespace, callbacks: Sequence[PretrainCallback] = ()) ->
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        metrics = run(args)
-    except (PretrainError, ModelLoadError, FileNotFoundError, ValueError) as error:
-        print(f"pretrain: error: {error}", file=sys.stderr)
-        return 2
-    if not args.quiet:
-        print(json.dumps(metrics, indent=2, sort_keys=True))
-    return 0
+def _run_command(config: PretrainConfig) -> dict[str, Any] | None:
+    metrics = run(config)
+    return None if config.quiet else metrics
+
+
+main = make_main(
+    Command(PretrainConfig, _run_command),
+    prog="pretrain",
+    description=__doc__,
+    user_errors=(PretrainError, ModelLoadError, FileNotFoundError, ValueError),
+    show=show_json,
+)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(None))

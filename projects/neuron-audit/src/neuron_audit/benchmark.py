@@ -15,13 +15,12 @@ every-activation approach.
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import statistics
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from lm import build_model, count_parameters
 from ml_core import collect_run_metadata, write_json_atomic
+from ml_core.cli import Command, make_main, require, require_non_negative, require_positive
 from neuron_audit.auditor import NeuronAuditor
 from neuron_audit.hooks import find_capture_points
 from neuron_audit.plots import plot_memory
@@ -175,64 +175,101 @@ def measure_overhead(
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("runs/neuron-audit-benchmark"))
-    parser.add_argument("--overhead-preset", default="small")
-    parser.add_argument("--overhead-batch", type=int, default=2)
-    parser.add_argument("--overhead-length", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--memory-preset", default="tiny")
-    parser.add_argument(
-        "--memory-tokens", type=int, nargs="+", default=[10_000, 100_000, 1_000_000]
-    )
-    parser.add_argument(
-        "--store-all-max-tokens", type=int, default=100_000, help="skip store_all above this"
-    )
-    parser.add_argument("--memory-batch", type=int, default=32)
-    parser.add_argument("--memory-length", type=int, default=128)
-    parser.add_argument("--skip-overhead", action="store_true")
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--quiet", action="store_true")
-    return parser
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """The audit's time overhead and its peak memory against the store-every-
+    activation approach."""
+
+    out: Path = Path("runs/neuron-audit-benchmark")
+    """Output directory (benchmark.json, memory.png)"""
+
+    overhead_preset: str = "small"
+    """Lm preset timed for the overhead (small: GPT-2-small shape)"""
+
+    overhead_batch: int = 2
+    """Rows per timed forward pass."""
+
+    overhead_length: int = 256
+    """Tokens per row of a timed forward pass."""
+
+    rounds: int = 10
+    """Interleaved rounds of plain / streaming / store-all forward passes."""
+
+    memory_preset: str = "tiny"
+    """Lm preset audited for the memory runs."""
+
+    memory_tokens: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    """Token counts of the memory runs (one fresh process per count and
+    mode)"""
+
+    store_all_max_tokens: int = 100_000
+    """Skip store_all above this many tokens."""
+
+    memory_batch: int = 32
+    """Rows per forward pass of a memory run."""
+
+    memory_length: int = 128
+    """Tokens per row of a memory run."""
+
+    skip_overhead: bool = False
+    """No overhead timings."""
+
+    skip_memory: bool = False
+    """No memory runs."""
+
+    quiet: bool = False
+    """No progress bars."""
+
+    def __post_init__(self) -> None:
+        require_positive(
+            self, "overhead_batch", "overhead_length", "rounds", "memory_batch", "memory_length"
+        )
+        require_non_negative(self, "store_all_max_tokens")
+        require(
+            all(tokens > 0 for tokens in self.memory_tokens),
+            "memory_tokens",
+            f"must all be positive, got {list(self.memory_tokens)}",
+        )
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(config: BenchmarkConfig) -> dict[str, Any]:
+    """Measure as ``config`` says; write ``benchmark.json`` (and
+    ``memory.png``) into ``config.out`` and return the result."""
     result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     jobs = [
         (mode, tokens)
-        for tokens in ([] if args.skip_memory else args.memory_tokens)
+        for tokens in ([] if config.skip_memory else config.memory_tokens)
         for mode in ("streaming", "store_all")
-        if mode == "streaming" or tokens <= args.store_all_max_tokens
+        if mode == "streaming" or tokens <= config.store_all_max_tokens
     ]
     rows: list[dict[str, Any]] = []
     context = multiprocessing.get_context("spawn")
-    for mode, tokens in tqdm(jobs, desc="memory", unit="run", disable=args.quiet):
+    for mode, tokens in tqdm(jobs, desc="memory", unit="run", disable=config.quiet):
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
             rows.append(
                 pool.submit(
                     measure_memory,
                     mode,
-                    args.memory_preset,
+                    config.memory_preset,
                     tokens,
-                    args.memory_batch,
-                    args.memory_length,
+                    config.memory_batch,
+                    config.memory_length,
                 ).result()
             )
-    result["memory"] = {"preset": args.memory_preset, "runs": rows}
-    if not args.skip_overhead:
+    result["memory"] = {"preset": config.memory_preset, "runs": rows}
+    if not config.skip_overhead:
         result["overhead"] = measure_overhead(
-            args.overhead_preset,
-            args.overhead_batch,
-            args.overhead_length,
-            args.rounds,
-            not args.quiet,
+            config.overhead_preset,
+            config.overhead_batch,
+            config.overhead_length,
+            config.rounds,
+            not config.quiet,
         )
     result["run"] = collect_run_metadata(packages=("torch", "transformers")).to_dict()
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out / "benchmark.json", result)
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(config.out / "benchmark.json", result)
     if rows:
-        plot_memory(rows, args.out / "memory.png")
+        plot_memory(rows, config.out / "memory.png")
     return result
 
 
@@ -268,11 +305,14 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    result = run(build_parser().parse_args(argv))
-    print(table(result))
-    return 0
+main = make_main(
+    Command(BenchmarkConfig, run),
+    prog="benchmark",
+    description=__doc__,
+    user_errors=(ValueError,),  # an unknown preset
+    show=table,
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main(None))

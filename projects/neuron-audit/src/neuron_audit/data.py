@@ -3,48 +3,32 @@ lib."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from lm import build_model, load_corpus, load_model, load_tokenizer, preset_names, train_tokenizer
+from lm import LoadedModel, load_corpus, load_model_spec, train_tokenizer
 from lm.corpus import Corpus
 
-#: Written by `./pants run libs/lm:pretrain -- --out runs/lm-tiny`; used when it exists.
-DEFAULT_PRETRAINED = Path("runs/lm-tiny")
-FALLBACK_PRESET = "tiny"
+#: Vocabulary of the BPE trained on the corpus when ``--model`` names a preset.
+PRESET_VOCAB_SIZE = 4096
 
 
-def default_model() -> str:
-    """The lm lib's pretrained run when present, else the ``tiny`` preset."""
-    return str(DEFAULT_PRETRAINED) if (DEFAULT_PRETRAINED / "config.json").exists() else "tiny"
-
-
-@dataclasses.dataclass
-class LoadedModel:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    source: str
-
-
-def load_model_and_tokenizer(
-    name: str, corpus: Corpus, *, vocab_size: int = 4096, seed: int = 0
+def load_audit_model(
+    spec: str | os.PathLike[str] | None,
+    corpus: Corpus,
+    *,
+    vocab_size: int = PRESET_VOCAB_SIZE,
+    seed: int = 0,
 ) -> LoadedModel:
-    """A preset name builds a random model and trains a tokenizer on
-    ``corpus``; anything else is loaded (with its tokenizer) by ``lm.load_model``."""
-    if name in preset_names() and not Path(name).is_dir():
-        trained: PreTrainedTokenizerBase = train_tokenizer(corpus.train, vocab_size)
-        return LoadedModel(build_model(name, tokenizer=trained, seed=seed), trained, name)
-    model = load_model(name)
-    tokenizer = load_tokenizer(name)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(model, tokenizer, name)
+    """What ``--model`` names (see ``lm.load_model_spec``: a saved directory,
+    else a preset, else a Hub id); a preset gets a BPE tokenizer trained on
+    ``corpus``."""
+    return load_model_spec(
+        spec, preset_tokenizer=lambda: train_tokenizer(corpus.train, vocab_size), seed=seed
+    )
 
 
 def read_corpus(source: str | os.PathLike[str] | None, max_chars: int | None) -> Corpus:

@@ -8,25 +8,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on CI machines and servers
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ml_core import atomic_output  # noqa: E402
+# Importing ml_core.plotting selects the Agg backend before any figure is made.
+from ml_core.plotting import save_figure
 
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
-    try:
-        figure.tight_layout()
-        with atomic_output(path) as temporary:
-            figure.savefig(temporary, format="png", dpi=110)
-    finally:
-        plt.close(figure)
-    return Path(path)
+    figure.tight_layout()
+    return save_figure(figure, path, dpi=110)
 
 
 def _by_kind(layers: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import typing
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 from tqdm import tqdm
@@ -13,6 +14,8 @@ from neuron_audit.auditor import AuditSettings, Batch, run_audit
 from neuron_audit.hooks import find_capture_points
 from neuron_audit.metrics import dead_ratios
 
+Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu"]
+ACTIVATION_NAMES: tuple[Activation, ...] = typing.get_args(Activation)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
@@ -20,6 +23,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "gelu": nn.GELU,
     "silu": nn.SiLU,
 }
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "one name per activation, in the same order"
 
 
 def swap_activation(model: nn.Module, activation: str) -> int:

@@ -13,10 +13,12 @@ from transformers import PreTrainedModel
 
 from lm import TokenBlockDataset, build_model, evaluate_loss, train_step, train_tokenizer
 from lm.corpus import Corpus
+from lm.presets import require_preset
 from lm.training import batch_indices, collate
+from ml_core.cli import config_to_dict, require_fraction, require_positive
 from neuron_audit.auditor import AuditSettings, run_audit
 from neuron_audit.stripping import SynapticStripping
-from neuron_audit.swap import swap_activation
+from neuron_audit.swap import Activation, swap_activation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,16 +27,53 @@ class StripConfig:
     which kills neurons."""
 
     preset: str = "tiny"
-    activation: str = "relu"
+    """Lm preset to train."""
+
+    activation: Activation = "relu"
+    """MLP activation swapped into the preset before training."""
+
     epochs: int = 5
+    """Epochs; dead ratio and validation loss are measured (and stripping done)
+    after each."""
+
     steps_per_epoch: int = 40
+    """Optimizer steps per epoch."""
+
     lr: float = 2e-2
+    """AdamW learning rate (deliberately high: it kills neurons)"""
+
     batch_size: int = 16
+    """Blocks per step."""
+
     block_size: int = 64
+    """Tokens per block."""
+
     fraction: float = 0.05
+    """Share of a dead neuron's incoming weights to zero (the most negative),
+    in (0, 1]"""
+
     val_blocks: int = 32
+    """Validation blocks the dead ratio and loss are measured on."""
+
     vocab_size: int = 1024
+    """Vocabulary of the BPE tokenizer trained on the corpus."""
+
     seed: int = 0
+    """Seed of the initial weights and the batch order."""
+
+    def __post_init__(self) -> None:
+        require_preset(self, "preset")
+        require_positive(
+            self,
+            "epochs",
+            "steps_per_epoch",
+            "lr",
+            "batch_size",
+            "block_size",
+            "val_blocks",
+            "vocab_size",
+        )
+        require_fraction(self, "fraction")
 
 
 def _validation(dataset: TokenBlockDataset, blocks: int) -> TokenBlockDataset:
@@ -127,7 +166,7 @@ def run_strip_experiment(
         for label, h in histories.items()
     }
     return {
-        "config": dataclasses.asdict(config),
+        "config": config_to_dict(config),
         "validation_tokens": validation.num_tokens,
         "histories": histories,
         "final": final,
