@@ -74,6 +74,8 @@ def test_flags_types_and_defaults_come_from_the_dataclass() -> None:
     )
     assert config == TrainConfig(epochs=5, shuffle=False, optimizer="adam", layers=(16, 8, 2))
     assert parse_config(TrainConfig, [], prog="train") == TrainConfig()
+    repeated = parse_config(TrainConfig, ["--layers", "4", "--layers", "2", "1"], prog="train")
+    assert repeated.layers == (4, 2, 1)
     assert parse_config(TrainConfig, ["--limit", "7"], prog="train").limit == 7
 
 

@@ -318,6 +318,24 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+class _Repeatable(argparse.Action):
+    """``--x a b --x c`` gives ``(a, b, c)``: the first use replaces the default, later ones
+    add to it, so no value is dropped silently."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        seen = getattr(namespace, "_repeatable_seen", set())
+        current = list(getattr(namespace, self.dest)) if self.dest in seen else []
+        setattr(namespace, self.dest, current + list(values))
+        seen.add(self.dest)
+        setattr(namespace, "_repeatable_seen", seen)
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that knows its config class, for error messages that
     name a flag."""
@@ -388,6 +406,7 @@ def build_parser(
             )
             if opt.many:
                 keywords["nargs"] = "*"
+                keywords["action"] = _Repeatable
         if default is dataclasses.MISSING:
             keywords["required"] = True
         else:
