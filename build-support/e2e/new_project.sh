@@ -31,7 +31,8 @@ echo "--- the checks pass with no hand edits"
 ./pants tailor --check update-build-files --check ::
 ./pants lint check test projects/demo-model:: services/demo-api::
 GIT_COMMIT=e2e ./pants package projects/demo-model::
-[[ -f dist/projects.demo-model/demo-model.pex ]] || fail "no PEX for demo-model"
+# A packed PEX is a directory.
+[[ -e dist/projects.demo-model/demo-model.pex ]] || fail "no PEX for demo-model"
 
 echo "--- bad input exits 2 and writes nothing"
 for args in "demo-model" "Bad_Name" "demo-x --gpu" "json"; do
