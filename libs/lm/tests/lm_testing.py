@@ -1,5 +1,4 @@
-"""Shared helpers for the lm tests: a small fixed corpus and a tokenizer
-trained on it."""
+"""Shared helpers for the lm tests: a small fixed corpus and a tokenizer trained on it."""
 
 from __future__ import annotations
 
@@ -19,6 +18,5 @@ VOCAB_SIZE = 320
 
 @lru_cache(maxsize=1)
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on :data:`TEXTS` (cached: training is
-    deterministic)."""
+    """A byte-level BPE trained on :data:`TEXTS` (cached: training is deterministic)."""
     return train_tokenizer(TEXTS, VOCAB_SIZE)

@@ -1,6 +1,6 @@
-"""Loading by path round-trips; loading by Hub id fails fast and clearly
-(HF_HUB_OFFLINE=1 is set for this file in BUILD, so nothing is downloaded);
-``load_model_spec`` picks a saved directory, else a preset, else a Hub id."""
+"""Loading by path round-trips; loading by Hub id fails fast and clearly (HF_HUB_OFFLINE=1 is set
+for this file in BUILD, so nothing is downloaded); ``load_model_spec`` picks a saved directory, else
+a preset, else a Hub id."""
 
 import os
 from pathlib import Path

@@ -1,5 +1,5 @@
-"""Shared helpers for the neuron-audit tests: hand-checkable models, a small
-corpus and tokenizer."""
+"""Shared helpers for the neuron-audit tests: hand-checkable models, a small corpus and
+tokenizer."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ TEXTS = tuple(
 
 @lru_cache(maxsize=1)
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on :data:`TEXTS` (cached: training is
-    deterministic)."""
+    """A byte-level BPE trained on :data:`TEXTS` (cached: training is deterministic)."""
     return train_tokenizer(TEXTS, 320)
 
 
@@ -37,8 +36,7 @@ def write_corpus(directory: Path) -> Path:
 
 
 def half_dead_mlp() -> nn.Sequential:
-    """``Linear(4, 6) -> ReLU -> Linear(6, 2)`` whose hidden neurons are known
-    for inputs in [0, 1).
+    """``Linear(4, 6) -> ReLU -> Linear(6, 2)`` whose hidden neurons are known for inputs in [0, 1).
 
     Neurons 0-2: bias -100, never fire. Neurons 3-4: weight 0, bias 1,
     always fire. Neuron 5: ``x0 - 0.5``, fires exactly when ``x0 > 0.501``.
@@ -52,11 +50,10 @@ def half_dead_mlp() -> nn.Sequential:
 
 
 class TokenMLP(nn.Module):
-    """Embedding -> ReLU on token ids, taking ``attention_mask`` like a
-    transformer.
+    """Embedding -> ReLU on token ids, taking ``attention_mask`` like a transformer.
 
-    Hidden neuron ``i`` fires exactly on token id ``i`` (one-hot
-    embedding minus 0.5), so fire counts are token counts.
+    Hidden neuron ``i`` fires exactly on token id ``i`` (one-hot embedding minus 0.5), so fire
+    counts are token counts.
     """
 
     def __init__(self, vocab: int = 8) -> None:

@@ -44,8 +44,7 @@ def test_stripping_revives_a_dead_neuron() -> None:
 
 
 class _Wrapped(torch.nn.Module):
-    """Calls the MLP with the batch's ``input`` tensor, as run_audit passes
-    keywords."""
+    """Calls the MLP with the batch's ``input`` tensor, as run_audit passes keywords."""
 
     def __init__(self, inner: torch.nn.Module) -> None:
         super().__init__()

@@ -1,5 +1,4 @@
-"""Shared test helpers: a tiny model, engines around it, and a real uvicorn
-server on 127.0.0.1."""
+"""Shared test helpers: a tiny model, engines around it, and a real uvicorn server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -45,8 +44,7 @@ class FakeClock:
 
 @lru_cache(maxsize=1)
 def tiny_model() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The ``tiny`` preset (seeded weights) with a BPE trained on
-    :data:`TEXTS`."""
+    """The ``tiny`` preset (seeded weights) with a BPE trained on :data:`TEXTS`."""
     tokenizer = train_tokenizer(TEXTS, 320)
     model = build_model("tiny", tokenizer=tokenizer, seed=0)
     model.train(False)
@@ -71,8 +69,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(engine: Engine) -> Iterator[httpx.Client]:
-    """Serve ``engine`` with uvicorn on a free 127.0.0.1 port in a thread;
-    yield a client."""
+    """Serve ``engine`` with uvicorn on a free 127.0.0.1 port in a thread; yield a client."""
     port = free_port()
     config = uvicorn.Config(
         create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
@@ -96,8 +93,7 @@ def running_server(engine: Engine) -> Iterator[httpx.Client]:
 def synthetic_kv(
     tokens: int, layers: int = 2, heads: int = 2, head_dim: int = 4, start: float = 0.0
 ) -> KV:
-    """Keys/values whose entries encode the token position (for slicing
-    checks)."""
+    """Keys/values whose entries encode the token position (for slicing checks)."""
     positions = torch.arange(tokens, dtype=torch.float32) + start
     base = positions.view(1, 1, tokens, 1).expand(1, heads, tokens, head_dim)
     return tuple((base.clone() + layer, -base.clone() - layer) for layer in range(layers))

@@ -1,5 +1,4 @@
-"""The service over real HTTP: a uvicorn server on 127.0.0.1 in a thread, the
-tiny model."""
+"""The service over real HTTP: a uvicorn server on 127.0.0.1 in a thread, the tiny model."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ def client(engine: Engine) -> Iterator[httpx.Client]:
 
 
 def reference(engine: Engine, ids: list[int], n: int) -> list[int]:
-    """Greedy tokens with no cache at all: every step reruns the whole
-    sequence."""
+    """Greedy tokens with no cache at all: every step reruns the whole sequence."""
     return generate_tokens(engine.model, ids, n, use_cache=False)
 
 

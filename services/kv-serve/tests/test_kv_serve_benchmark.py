@@ -1,5 +1,4 @@
-"""The benchmark script end to end on the tiny preset with tiny sizes (a smoke
-run)."""
+"""The benchmark script end to end on the tiny preset with tiny sizes (a smoke run)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The cache manager on its own: block hashing, prefix matching, sessions,
-TTLs, LRU, bytes."""
+"""The cache manager on its own: block hashing, prefix matching, sessions, TTLs, LRU, bytes."""
 
 from __future__ import annotations
 

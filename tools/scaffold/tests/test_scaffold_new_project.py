@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from scaffold.cli import NewProjectConfig, ScaffoldError, main, plan, run
 
 CONFIG_FILES = ("pants.toml", "pyproject.toml", "build-support/macros.py")
@@ -142,7 +141,9 @@ def test_a_failed_lockfile_generation_rolls_back_every_file(
     repo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = _snapshot(repo)
-    config = NewProjectConfig("doomed", kind="service", torch=True, image=True, root=repo, pants=("false",))
+    config = NewProjectConfig(
+        "doomed", kind="service", torch=True, image=True, root=repo, pants=("false",)
+    )
     with pytest.raises(ScaffoldError, match="`false generate-lockfiles --resolve=doomed` failed"):
         run(config)
     assert _snapshot(repo) == before

@@ -1,13 +1,10 @@
-"""A causal language model, a tokenizer and text to train them on, shared by
-the LM projects.
+"""A causal language model, a tokenizer and text to train them on, shared by the LM projects.
 
-Load a model by Hub id or directory (:func:`load_model`,
-:func:`load_tokenizer`), or build one with random weights from a named
-preset (:func:`build_model`); train a byte-level BPE
-(:func:`train_tokenizer`) on the embedded standard-library corpus or
-your own text (:func:`load_corpus`); cut it into token blocks
-(:class:`TokenBlockDataset`). The ``pretrain`` command
-(:mod:`lm.pretrain`) ties them together.
+Load a model by Hub id or directory (:func:`load_model`, :func:`load_tokenizer`), or build one with
+random weights from a named preset (:func:`build_model`); train a byte-level BPE
+(:func:`train_tokenizer`) on the embedded standard-library corpus or your own text
+(:func:`load_corpus`); cut it into token blocks (:class:`TokenBlockDataset`). The ``pretrain``
+command (:mod:`lm.pretrain`) ties them together.
 """
 
 from lm.corpus import Corpus, load_corpus, split_documents, stdlib_docstrings

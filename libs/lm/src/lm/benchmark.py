@@ -1,12 +1,10 @@
-"""Benchmark: validation perplexity of a preset before and after a fixed-time
-CPU pretraining run.
+"""Benchmark: validation perplexity of a preset before and after a fixed-time CPU pretraining run.
 
 ./pants run libs/lm:benchmark -- --minutes 5 --out runs/lm-benchmark
 
-Not a test: it takes minutes. It runs :mod:`lm.pretrain` with a time
-budget and a constant learning rate (a cosine schedule needs a known
-step count), then writes ``benchmark.json`` and prints a Markdown table
-for libs/lm/README.md.
+Not a test: it takes minutes. It runs :mod:`lm.pretrain` with a time budget and a constant learning
+rate (a cosine schedule needs a known step count), then writes ``benchmark.json`` and prints a
+Markdown table for libs/lm/README.md.
 """
 
 from __future__ import annotations
@@ -35,8 +33,7 @@ class BenchmarkError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    """Validation perplexity of a preset before and after a fixed-time
-    pretraining run."""
+    """Validation perplexity of a preset before and after a fixed-time pretraining run."""
 
     preset: str = "tiny"
     """Model preset to pretrain."""
@@ -45,8 +42,7 @@ class BenchmarkConfig:
     """Training time budget."""
 
     out: Path = Path("runs/lm-benchmark")
-    """Output directory (the pretrained run and benchmark.json); must not hold
-    a run."""
+    """Output directory (the pretrained run and benchmark.json); must not hold a run."""
 
     batch_size: int = 16
     """Blocks per optimizer step."""
@@ -67,8 +63,8 @@ class BenchmarkConfig:
         require_positive(self, "minutes", "batch_size", "block_size", "lr")
 
     def pretrain_config(self) -> pretrain.PretrainConfig:
-        """The pretraining run this benchmark times (constant schedule: a
-        cosine one needs a known step count)."""
+        """The pretraining run this benchmark times (constant schedule: a cosine one needs a known
+        step count)."""
         return pretrain.PretrainConfig(
             out=self.out,
             preset=self.preset,
@@ -104,8 +100,8 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def run(config: BenchmarkConfig) -> dict[str, Any]:
-    """Pretrain for ``config.minutes``, write ``benchmark.json`` into
-    ``config.out`` and return its content."""
+    """Pretrain for ``config.minutes``, write ``benchmark.json`` into ``config.out`` and return its
+    content."""
     if (config.out / pretrain.STATE_FILE).exists():
         raise BenchmarkError(f"{config.out} holds an earlier run; remove it or pick another --out")
     pretrain_config = config.pretrain_config()

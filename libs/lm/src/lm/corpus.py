@@ -1,10 +1,8 @@
-"""Text to train on: the Python standard library's docstrings, text files, or a
-saved dataset.
+"""Text to train on: the Python standard library's docstrings, text files, or a saved dataset.
 
-The default corpus needs no download and no committed data: every
-machine that runs this code has the standard library it was harvested
-from. Its content depends on the Python version (3.11 here), which run
-metadata records.
+The default corpus needs no download and no committed data: every machine that runs this code has
+the standard library it was harvested from. Its content depends on the Python version (3.11 here),
+which run metadata records.
 """
 
 from __future__ import annotations
@@ -82,8 +80,7 @@ def _skipped(module_name: str) -> bool:
 
 
 def _quiet_import(module_name: str) -> ModuleType | None:
-    """Import a module with its warnings and output swallowed; None if it
-    cannot be imported."""
+    """Import a module with its warnings and output swallowed; None if it cannot be imported."""
     sink = io.StringIO()
     with (
         warnings.catch_warnings(),
@@ -98,8 +95,7 @@ def _quiet_import(module_name: str) -> ModuleType | None:
 
 
 def _stdlib_modules() -> Iterator[ModuleType]:
-    """Standard library modules and their submodules, in sorted order, skipping
-    unsafe ones."""
+    """Standard library modules and their submodules, in sorted order, skipping unsafe ones."""
     for name in sorted(sys.stdlib_module_names):
         if _skipped(name):
             continue
@@ -172,8 +168,7 @@ def _stdlib_docstrings(max_chars: int, min_doc_chars: int) -> tuple[str, ...]:
 def stdlib_docstrings(
     max_chars: int = DEFAULT_STDLIB_MAX_CHARS, *, min_doc_chars: int = MIN_DOC_CHARS
 ) -> list[str]:
-    """Cleaned, deduplicated docstrings of the standard library, in a
-    deterministic order.
+    """Cleaned, deduplicated docstrings of the standard library, in a deterministic order.
 
     Modules are visited in sorted order and harvesting stops before
     ``max_chars`` would be exceeded, so a small cap is also fast.
@@ -185,8 +180,7 @@ def stdlib_docstrings(
 
 
 def read_text_files(path: str | os.PathLike[str]) -> list[str]:
-    """Read a ``.txt`` file, or every ``.txt`` file under a directory (sorted),
-    as documents."""
+    """Read a ``.txt`` file, or every ``.txt`` file under a directory (sorted), as documents."""
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Corpus path {root} does not exist.")
@@ -201,8 +195,7 @@ def read_text_files(path: str | os.PathLike[str]) -> list[str]:
 
 
 def is_saved_dataset(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory written by ``datasets``'
-    ``save_to_disk``."""
+    """Whether ``path`` is a directory written by ``datasets``' ``save_to_disk``."""
     root = Path(path)
     return root.is_dir() and any((root / marker).is_file() for marker in _SAVED_DATASET_MARKERS)
 
@@ -220,8 +213,7 @@ def _column(dataset: Any, text_column: str, where: str) -> list[str]:
 def load_saved_dataset(
     path: str | os.PathLike[str], *, text_column: str = "text"
 ) -> dict[str, list[str]]:
-    """Texts of a ``save_to_disk`` dataset: ``{"train": [...]}`` or one entry
-    per split."""
+    """Texts of a ``save_to_disk`` dataset: ``{"train": [...]}`` or one entry per split."""
     root = Path(path).expanduser()
     if not root.exists():
         raise FileNotFoundError(f"Dataset path {root} does not exist.")
@@ -245,12 +237,10 @@ def load_saved_dataset(
 def split_documents(
     documents: Sequence[str], *, validation_fraction: float = 0.05, seed: int = 0
 ) -> tuple[list[str], list[str]]:
-    """Split documents into non-empty (train, validation) lists,
-    deterministically.
+    """Split documents into non-empty (train, validation) lists, deterministically.
 
-    A seeded shuffle picks the validation documents; both parts keep the
-    original order. A single document is cut at a line break near the
-    split point instead.
+    A seeded shuffle picks the validation documents; both parts keep the original order. A single
+    document is cut at a line break near the split point instead.
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}.")
@@ -303,12 +293,10 @@ def load_corpus(
 ) -> Corpus:
     """Load and split a corpus.
 
-    ``source`` is ``None`` or ``"stdlib"`` for the embedded standard-
-    library docstrings (capped at ``max_chars``, default
-    :data:`DEFAULT_STDLIB_MAX_CHARS`), a ``.txt`` file or directory of
-    them, or a directory written by ``datasets``' ``save_to_disk``. A
-    saved ``DatasetDict`` with a ``validation`` (or ``test``) split
-    keeps its own split.
+    ``source`` is ``None`` or ``"stdlib"`` for the embedded standard- library docstrings (capped at
+    ``max_chars``, default :data:`DEFAULT_STDLIB_MAX_CHARS`), a ``.txt`` file or directory of them,
+    or a directory written by ``datasets``' ``save_to_disk``. A saved ``DatasetDict`` with a
+    ``validation`` (or ``test``) split keeps its own split.
     """
     if source is None or os.fspath(source) == STDLIB_SOURCE:
         documents = stdlib_docstrings(max_chars or DEFAULT_STDLIB_MAX_CHARS)

@@ -10,8 +10,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 
 def tokenize_documents(documents: Sequence[str], tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Token ids of the documents, concatenated, each followed by the eos
-    token."""
+    """Token ids of the documents, concatenated, each followed by the eos token."""
     eos = tokenizer.eos_token_id
     if not isinstance(eos, int):
         raise ValueError("The tokenizer has no eos token to separate documents with.")
@@ -30,9 +29,8 @@ def tokenize_documents(documents: Sequence[str], tokenizer: PreTrainedTokenizerB
 class TokenBlockDataset(Dataset[torch.Tensor]):
     """A token stream cut into non-overlapping blocks of ``block_size`` ids.
 
-    The tail shorter than a block is dropped. Items are 1-D ``int64``
-    tensors; a causal LM uses them as both inputs and labels
-    (transformers shifts the labels itself).
+    The tail shorter than a block is dropped. Items are 1-D ``int64`` tensors; a causal LM uses them
+    as both inputs and labels (transformers shifts the labels itself).
     """
 
     def __init__(self, token_ids: Sequence[int] | torch.Tensor, block_size: int) -> None:

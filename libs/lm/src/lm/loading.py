@@ -1,5 +1,4 @@
-"""Load a causal language model or tokenizer from a local directory or the
-Hugging Face Hub."""
+"""Load a causal language model or tokenizer from a local directory or the Hugging Face Hub."""
 
 from __future__ import annotations
 
@@ -18,8 +17,7 @@ T = TypeVar("T")
 
 
 class ModelLoadError(RuntimeError):
-    """Neither a local directory nor a Hub id gave a loadable model or
-    tokenizer."""
+    """Neither a local directory nor a Hub id gave a loadable model or tokenizer."""
 
 
 def _looks_like_path(name_or_path: str) -> bool:
@@ -62,11 +60,9 @@ def _load(what: str, name_or_path: str | os.PathLike[str], loader: Callable[[str
 
 
 def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
-    """Load a causal language model from a ``save_pretrained`` directory or a
-    Hub id.
+    """Load a causal language model from a ``save_pretrained`` directory or a Hub id.
 
-    Raises :class:`ModelLoadError` that says what was tried when neither
-    works.
+    Raises :class:`ModelLoadError` that says what was tried when neither works.
     """
 
     def loader(source: str) -> PreTrainedModel:
@@ -79,8 +75,7 @@ def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
 def load_tokenizer(name_or_path: str | os.PathLike[str]) -> PreTrainedTokenizerBase:
     """Load a tokenizer from a ``save_pretrained`` directory or a Hub id.
 
-    Raises :class:`ModelLoadError` that says what was tried when neither
-    works.
+    Raises :class:`ModelLoadError` that says what was tried when neither works.
     """
 
     def loader(source: str) -> PreTrainedTokenizerBase:
@@ -97,8 +92,8 @@ DEFAULT_PRESET = "tiny"
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A model, its tokenizer, and where they came from (``preset:tiny``, a
-    directory or a Hub id)."""
+    """A model, its tokenizer, and where they came from (``preset:tiny``, a directory or a Hub
+    id)."""
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
@@ -106,9 +101,8 @@ class LoadedModel:
 
 
 def resolve_model_spec(spec: str | os.PathLike[str] | None) -> str:
-    """What a ``--model`` value means: ``None`` is the pretrained ``runs/lm-
-    tiny`` when it exists, else the ``tiny`` preset; anything else is returned
-    as given."""
+    """What a ``--model`` value means: ``None`` is the pretrained ``runs/lm- tiny`` when it exists,
+    else the ``tiny`` preset; anything else is returned as given."""
     if spec is None:
         return (
             str(DEFAULT_PRETRAINED_DIR)
@@ -124,13 +118,12 @@ def load_model_spec(
     preset_tokenizer: Callable[[], PreTrainedTokenizerBase],
     seed: int = 0,
 ) -> LoadedModel:
-    """Load what a ``--model`` value names, in this order: a
-    ``save_pretrained`` directory if one exists at that path; else a preset
-    name (random weights, seeded, with ``preset_tokenizer()``); else a Hub id.
-    ``None`` means :func:`resolve_model_spec`'s default.
+    """Load what a ``--model`` value names, in this order: a ``save_pretrained`` directory if one
+    exists at that path; else a preset name (random weights, seeded, with ``preset_tokenizer()``);
+    else a Hub id. ``None`` means :func:`resolve_model_spec`'s default.
 
-    A missing directory or unknown id raises :class:`ModelLoadError`
-    saying what was tried. The tokenizer always has a pad token.
+    A missing directory or unknown id raises :class:`ModelLoadError` saying what was tried. The
+    tokenizer always has a pad token.
     """
     name = resolve_model_spec(spec)
     if name in preset_names() and not Path(name).is_dir():

@@ -14,8 +14,7 @@ from ml_core.plotting import save_figure
 
 
 def plot_loss_curve(records: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Plot training and validation loss against step into a PNG at ``path``
-    (atomically)."""
+    """Plot training and validation loss against step into a PNG at ``path`` (atomically)."""
     figure, axes = plt.subplots(figsize=(7, 4))
     for key, label in (("train_loss", "train"), ("val_loss", "validation")):
         points = [(r["step"], r[key]) for r in records if r.get(key) is not None]

@@ -1,10 +1,8 @@
 """Named model shapes, built with random weights from a transformers config.
 
-GPT-2 and Llama presets lay their modules out differently
-(``transformer.h[i].attn`` with a fused ``c_attn`` versus
-``model.layers[i].self_attn`` with separate projections, LayerNorm
-versus RMSNorm, learned versus rotary positions), so code built on this
-library can be tested on both.
+GPT-2 and Llama presets lay their modules out differently (``transformer.h[i].attn`` with a fused
+``c_attn`` versus ``model.layers[i].self_attn`` with separate projections, LayerNorm versus RMSNorm,
+learned versus rotary positions), so code built on this library can be tested on both.
 """
 
 from __future__ import annotations
@@ -30,8 +28,7 @@ Family = Literal["gpt2", "llama"]
 
 @dataclasses.dataclass(frozen=True)
 class ModelPreset:
-    """A named architecture: the model family and the config arguments that fix
-    its shape."""
+    """A named architecture: the model family and the config arguments that fix its shape."""
 
     name: str
     family: Family
@@ -90,9 +87,8 @@ def preset_names() -> list[str]:
 
 
 def require_preset(config: Any, field: str) -> None:
-    """Raise ``ml_core.cli.ConfigError`` for ``field`` of ``config`` unless it
-    names a preset (for a config's ``__post_init__``: the error names the
-    flag)."""
+    """Raise ``ml_core.cli.ConfigError`` for ``field`` of ``config`` unless it names a preset (for a
+    config's ``__post_init__``: the error names the flag)."""
     name = getattr(config, field)
     require(
         name in PRESETS,
@@ -102,8 +98,7 @@ def require_preset(config: Any, field: str) -> None:
 
 
 def get_preset(name: str) -> ModelPreset:
-    """Return the preset called ``name``; an unknown name raises ``ValueError``
-    listing them."""
+    """Return the preset called ``name``; an unknown name raises ``ValueError`` listing them."""
     try:
         return PRESETS[name]
     except KeyError:
@@ -120,9 +115,8 @@ def build_config(
 ) -> PretrainedConfig:
     """Build the transformers config of ``preset``.
 
-    The vocabulary size is, in order of precedence, ``vocab_size``,
-    ``len(tokenizer)``, or the preset's default; special token ids come
-    from ``tokenizer`` when one is given.
+    The vocabulary size is, in order of precedence, ``vocab_size``, ``len(tokenizer)``, or the
+    preset's default; special token ids come from ``tokenizer`` when one is given.
     """
     spec = get_preset(preset) if isinstance(preset, str) else preset
     if vocab_size is None:
@@ -167,8 +161,8 @@ def build_model(
 ) -> PreTrainedModel:
     """Build a causal language model of ``preset`` with random weights.
 
-    ``seed``, when given, makes the initial weights reproducible without
-    touching the global generator state of the caller.
+    ``seed``, when given, makes the initial weights reproducible without touching the global
+    generator state of the caller.
     """
     config = build_config(preset, vocab_size=vocab_size, tokenizer=tokenizer)
     model_class: type[PreTrainedModel] = (

@@ -60,12 +60,10 @@ class PretrainError(ValueError):
 
 
 class PretrainCallback(Protocol):
-    """Something that watches :func:`run`'s training loop (e.g. a dead-neuron
-    audit).
+    """Something that watches :func:`run`'s training loop (e.g. a dead-neuron audit).
 
-    ``on_train_begin`` gets the model once it is on its device,
-    ``on_step_end`` runs after every optimizer step (before any
-    evaluation of that step) and ``on_train_end`` always runs, even when
+    ``on_train_begin`` gets the model once it is on its device, ``on_step_end`` runs after every
+    optimizer step (before any evaluation of that step) and ``on_train_end`` always runs, even when
     training fails, so hooks can be removed.
     """
 
@@ -78,9 +76,8 @@ class PretrainCallback(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-    """Pretrain a causal language model from a preset (or continue a run with
-    ``resume``) and save it, its tokenizer, metrics and a loss curve in
-    ``out``."""
+    """Pretrain a causal language model from a preset (or continue a run with ``resume``) and save
+    it, its tokenizer, metrics and a loss curve in ``out``."""
 
     out: Path
     """Output directory."""
@@ -95,8 +92,8 @@ class PretrainConfig:
     """Output directory of a run to continue."""
 
     corpus: str = STDLIB_SOURCE
-    """'stdlib' (the embedded standard-library docstrings), a .txt file or
-    directory of them, or a save_to_disk dataset."""
+    """'stdlib' (the embedded standard-library docstrings), a .txt file or directory of them, or a
+    save_to_disk dataset."""
 
     text_column: str = "text"
     """Text column of a saved dataset."""
@@ -150,8 +147,7 @@ class PretrainConfig:
     """Seed of the corpus split, the initial weights and the batch order."""
 
     device: str | None = None
-    """Device: auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the
-    best available)."""
+    """Device: auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the best available)."""
 
     quiet: bool = False
     """No progress bar, log lines or final metrics on stdout."""
@@ -244,9 +240,8 @@ def _load_or_build(
 def run(config: PretrainConfig, callbacks: Sequence[PretrainCallback] = ()) -> dict[str, Any]:
     """Run pretraining as ``config`` says; return the final metrics.
 
-    ``callbacks`` see the training loop (see :class:`PretrainCallback`).
-    Bad inputs found on the way (a checkpoint in ``out``, a block size
-    beyond the model's context) raise :class:`PretrainError`.
+    ``callbacks`` see the training loop (see :class:`PretrainCallback`). Bad inputs found on the way
+    (a checkpoint in ``out``, a block size beyond the model's context) raise :class:`PretrainError`.
     """
     out: Path = config.out
     if config.resume is None and (out / STATE_FILE).exists():

@@ -22,12 +22,10 @@ def train_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2 style byte-level BPE on ``texts``.
 
-    Every byte is in the initial alphabet, so any text encodes and
-    decodes back unchanged. The result has ``<|endoftext|>`` as its
-    bos/eos token and ``<|pad|>`` as its pad token. Training is
-    deterministic for the same texts in the same order. The vocabulary
-    can end up smaller than ``vocab_size`` when the texts have too few
-    distinct pairs to merge.
+    Every byte is in the initial alphabet, so any text encodes and decodes back unchanged. The
+    result has ``<|endoftext|>`` as its bos/eos token and ``<|pad|>`` as its pad token. Training is
+    deterministic for the same texts in the same order. The vocabulary can end up smaller than
+    ``vocab_size`` when the texts have too few distinct pairs to merge.
     """
     minimum = len(pre_tokenizers.ByteLevel.alphabet()) + len(SPECIAL_TOKENS)
     if vocab_size < minimum:

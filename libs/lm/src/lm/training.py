@@ -1,5 +1,4 @@
-"""The pieces of a causal-LM training loop: loss, batches, a step,
-evaluation."""
+"""The pieces of a causal-LM training loop: loss, batches, a step, evaluation."""
 
 from __future__ import annotations
 
@@ -11,8 +10,7 @@ from transformers import PreTrainedModel
 
 
 def causal_lm_loss(model: PreTrainedModel, input_ids: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy of ``model`` on a batch of token
-    blocks."""
+    """Mean next-token cross-entropy of ``model`` on a batch of token blocks."""
     output = model(input_ids=input_ids, labels=input_ids)
     loss = output.loss
     if not isinstance(loss, torch.Tensor):
@@ -29,12 +27,10 @@ def perplexity(loss: float) -> float:
 
 
 def batch_indices(num_items: int, batch_size: int, step: int, seed: int) -> list[int]:
-    """Item indices of training batch ``step``: epochs of seeded permutations,
-    no replacement.
+    """Item indices of training batch ``step``: epochs of seeded permutations, no replacement.
 
-    A pure function of its arguments, so a resumed run continues with
-    exactly the batches an uninterrupted one would have seen, without
-    saving sampler state.
+    A pure function of its arguments, so a resumed run continues with exactly the batches an
+    uninterrupted one would have seen, without saving sampler state.
     """
     if num_items < 1 or batch_size < 1:
         raise ValueError("num_items and batch_size must be positive.")
@@ -62,8 +58,7 @@ def train_step(
     max_grad_norm: float | None = 1.0,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> float:
-    """One optimisation step on ``input_ids``; returns the loss before the
-    update."""
+    """One optimisation step on ``input_ids``; returns the loss before the update."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
     loss = causal_lm_loss(model, input_ids)
@@ -85,8 +80,7 @@ def evaluate_loss(
     device: torch.device,
     max_batches: int | None = None,
 ) -> float:
-    """Mean loss over the first ``max_batches`` batches of ``dataset``, in
-    order (deterministic)."""
+    """Mean loss over the first ``max_batches`` batches of ``dataset``, in order (deterministic)."""
     length = len(dataset)  # type: ignore[arg-type]
     if length == 0:
         raise ValueError("Cannot evaluate on an empty dataset.")

@@ -1,8 +1,7 @@
 """Shared plumbing for every ML project in the monorepo.
 
-Seeding, device choice, timing, run metadata and atomic outputs: the
-pieces that make a saved model or metrics file reproducible and
-traceable to a commit.
+Seeding, device choice, timing, run metadata and atomic outputs: the pieces that make a saved model
+or metrics file reproducible and traceable to a commit.
 """
 
 from ml_core.atomic import atomic_output, write_json_atomic

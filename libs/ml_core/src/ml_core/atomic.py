@@ -1,5 +1,4 @@
-"""Atomic file outputs: a reader sees the old file or the complete new one,
-never half."""
+"""Atomic file outputs: a reader sees the old file or the complete new one, never half."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from typing import Any
 
 @contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the
-    block succeeds.
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
     The temporary file lives in the destination directory so that the final
     ``os.replace`` is a rename within one file system, which POSIX makes atomic.
@@ -39,9 +37,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> Path:
     """Write ``data`` as JSON to ``path`` atomically and return the path.
 
-    Serialisation happens before the file is touched, so data that
-    cannot be encoded raises ``TypeError`` and leaves any existing file
-    intact.
+    Serialisation happens before the file is touched, so data that cannot be encoded raises
+    ``TypeError`` and leaves any existing file intact.
     """
     text = json.dumps(data, indent=indent, sort_keys=True, allow_nan=False) + "\n"
     with atomic_output(path) as temporary:

@@ -52,13 +52,13 @@ class Main(Protocol):
 
 
 class CheckFailed(Exception):
-    """``run`` finished and wrote its outputs, but a check it was asked to make
-    failed (a missed benchmark target, a fired alert): exit code 1."""
+    """``run`` finished and wrote its outputs, but a check it was asked to make failed (a missed
+    benchmark target, a fired alert): exit code 1."""
 
 
 class ConfigError(ValueError):
-    """An invalid config value; ``field`` names the dataclass field, so the
-    command line can name the flag."""
+    """An invalid config value; ``field`` names the dataclass field, so the command line can name
+    the flag."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -76,9 +76,8 @@ def option(
 ) -> Any:
     """A dataclass field with command-line metadata.
 
-    ``flag`` replaces the flag name derived from the field name;
-    ``cli=False`` keeps a field out of the command line (set from Python
-    only).
+    ``flag`` replaces the flag name derived from the field name; ``cli=False`` keeps a field out of
+    the command line (set from Python only).
     """
     metadata = {"help": help, "flag": flag, "cli": cli}
     if default_factory is not None:
@@ -139,8 +138,8 @@ def _finite(value: Any) -> bool:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with paths as strings, tuples as lists and dataclasses as
-    dicts, ready for ``json.dumps``."""
+    """``value`` with paths as strings, tuples as lists and dataclasses as dicts, ready for
+    ``json.dumps``."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, os.PathLike):
@@ -155,8 +154,7 @@ def jsonable(value: Any) -> Any:
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a JSON-ready dict (recorded beside every run's
-    metrics)."""
+    """A config dataclass as a JSON-ready dict (recorded beside every run's metrics)."""
     result = jsonable(config)
     assert isinstance(result, dict), f"{config!r} is not a dataclass instance"
     return result
@@ -187,8 +185,8 @@ class _Option:
 
 
 def field_docs(cls: type[Any]) -> dict[str, str]:
-    """The docstring under each field of a dataclass, read from its source
-    (base classes first, so a subclass can override)."""
+    """The docstring under each field of a dataclass, read from its source (base classes first, so a
+    subclass can override)."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if klass is object or not dataclasses.is_dataclass(klass):
@@ -223,8 +221,8 @@ def _strip_optional(hint: Any) -> tuple[Any, bool]:
 
 
 def _converter(kind: Any) -> tuple[Callable[[str], Any], tuple[Any, ...] | None]:
-    """How to turn one command-line word into a value of ``kind``, and the
-    allowed values if there is a fixed set."""
+    """How to turn one command-line word into a value of ``kind``, and the allowed values if there
+    is a fixed set."""
     if typing.get_origin(kind) is Literal:
         values = typing.get_args(kind)
         value_type = type(values[0])
@@ -319,8 +317,8 @@ def _show(value: Any) -> str:
 
 
 class _Repeatable(argparse.Action):
-    """``--x a b --x c`` gives ``(a, b, c)``: the first use replaces the default, later ones
-    add to it, so no value is dropped silently."""
+    """``--x a b --x c`` gives ``(a, b, c)``: the first use replaces the default, later ones add to
+    it, so no value is dropped silently."""
 
     def __call__(
         self,
@@ -337,8 +335,7 @@ class _Repeatable(argparse.Action):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that knows its config class, for error messages that
-    name a flag."""
+    """An ArgumentParser that knows its config class, for error messages that name a flag."""
 
     config_cls: type[Any]
     options: list[_Option]
@@ -430,8 +427,8 @@ def _from_env(parser: argparse.ArgumentParser, opt: _Option, text: str) -> Any:
 
 
 def config_from_namespace(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> Any:
-    """Build the parser's config from parsed arguments; an invalid value exits
-    with code 2 and a message naming its flag."""
+    """Build the parser's config from parsed arguments; an invalid value exits with code 2 and a
+    message naming its flag."""
     assert isinstance(parser, _Parser), "use ml_core.cli.build_parser"
     values = {}
     for opt in parser.options:
@@ -479,16 +476,13 @@ def make_main(
     user_errors: tuple[type[BaseException], ...] = (),
     show: Callable[[Any], str | None] | None = None,
 ) -> Main:
-    """The ``main(argv=None) -> exit code`` of one command or of several sub-
-    commands.
+    """The ``main(argv=None) -> exit code`` of one command or of several sub- commands.
 
-    With a mapping, the first argument picks the sub-command;
-    ``default`` names the one that runs when the first argument is not a
-    sub-command. ``user_errors`` are exception types that mean bad input
-    (a missing file, an unloadable model): their message is printed
-    without a traceback and the exit code is 2. ``show`` turns the
-    result into the line(s) printed at the end (nothing when it returns
-    None).
+    With a mapping, the first argument picks the sub-command; ``default`` names the one that runs
+    when the first argument is not a sub-command. ``user_errors`` are exception types that mean bad
+    input (a missing file, an unloadable model): their message is printed without a traceback and
+    the exit code is 2. ``show`` turns the result into the line(s) printed at the end (nothing when
+    it returns None).
     """
     table: Mapping[str, Command[Any]] = (
         {prog: commands} if isinstance(commands, Command) else commands

@@ -1,5 +1,4 @@
-"""Choose the torch device: an explicit choice, else $ML_DEVICE, else cuda >
-mps > cpu."""
+"""Choose the torch device: an explicit choice, else $ML_DEVICE, else cuda > mps > cpu."""
 
 from __future__ import annotations
 
@@ -29,10 +28,9 @@ def available_devices() -> list[str]:
 def select_device(preference: str | None = None) -> torch.device:
     """Return the device to run on.
 
-    ``preference`` (or the ``ML_DEVICE`` environment variable) may be
-    ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Asking for a
-    device that is not available raises a ``ValueError`` that lists what
-    is, instead of failing later inside a kernel.
+    ``preference`` (or the ``ML_DEVICE`` environment variable) may be ``auto``, ``cpu``, ``cuda``,
+    ``cuda:N`` or ``mps``. Asking for a device that is not available raises a ``ValueError`` that
+    lists what is, instead of failing later inside a kernel.
     """
     choice = (preference or os.environ.get(DEVICE_ENV_VAR) or "auto").strip().lower()
     available = available_devices()

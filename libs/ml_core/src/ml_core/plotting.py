@@ -15,9 +15,8 @@ from ml_core.atomic import atomic_output  # noqa: E402
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
-    """Write ``figure`` as a PNG at ``path`` atomically, close it, and return
-    the path; a reader never sees half a PNG, and a failed render leaves any
-    earlier file in place."""
+    """Write ``figure`` as a PNG at ``path`` atomically, close it, and return the path; a reader
+    never sees half a PNG, and a failed render leaves any earlier file in place."""
     import matplotlib.pyplot as plt
 
     try:

@@ -1,5 +1,4 @@
-"""Run metadata that ties a saved model or metrics file to the code that
-produced it."""
+"""Run metadata that ties a saved model or metrics file to the code that produced it."""
 
 from __future__ import annotations
 
@@ -48,8 +47,8 @@ def _git(args: list[str], cwd: Path) -> str | None:
 def git_state(cwd: str | os.PathLike[str] | None = None) -> tuple[str | None, bool | None]:
     """Return (commit SHA, dirty flag) of the repository containing ``cwd``.
 
-    Falls back to ``$GIT_COMMIT`` (dirty unknown) outside a repository,
-    and to (None, None) when neither is available.
+    Falls back to ``$GIT_COMMIT`` (dirty unknown) outside a repository, and to (None, None) when
+    neither is available.
     """
     directory = Path(cwd) if cwd is not None else Path.cwd()
     sha = _git(["rev-parse", "HEAD"], directory)
@@ -60,8 +59,7 @@ def git_state(cwd: str | os.PathLike[str] | None = None) -> tuple[str | None, bo
 
 
 def package_versions(packages: Iterable[str]) -> dict[str, str]:
-    """Installed versions of ``packages``; packages that are not installed are
-    left out."""
+    """Installed versions of ``packages``; packages that are not installed are left out."""
     versions = {}
     for name in packages:
         try:

@@ -12,10 +12,9 @@ import numpy as np
 def seed_everything(seed: int, *, deterministic_torch: bool = False) -> None:
     """Seed Python, NumPy and (when installed) torch on every device.
 
-    torch is imported lazily so that resolves without torch (feature
-    selection) can share this module. ``deterministic_torch`` also asks
-    torch for deterministic kernels, which is slower and raises for
-    operations that have none.
+    torch is imported lazily so that resolves without torch (feature selection) can share this
+    module. ``deterministic_torch`` also asks torch for deterministic kernels, which is slower and
+    raises for operations that have none.
     """
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}.")

@@ -1,12 +1,10 @@
 """Measure, visualise, alert on and revive dead neurons in transformers.
 
-``find_capture_points`` locates ``mlp_pre`` / ``mlp_post`` /
-``attn_out`` per block; :class:`NeuronAuditor` streams per-neuron fire
-counts and histograms through forward hooks in constant memory;
-``run_audit`` returns per-layer metrics. :class:`AuditCallback` logs
-them during training, :class:`AlertRule` turns them into alerts,
-:class:`SynapticStripping` revives dead neurons and
-``run_swap_experiment`` compares activation functions.
+``find_capture_points`` locates ``mlp_pre`` / ``mlp_post`` / ``attn_out`` per block;
+:class:`NeuronAuditor` streams per-neuron fire counts and histograms through forward hooks in
+constant memory; ``run_audit`` returns per-layer metrics. :class:`AuditCallback` logs them during
+training, :class:`AlertRule` turns them into alerts, :class:`SynapticStripping` revives dead neurons
+and ``run_swap_experiment`` compares activation functions.
 """
 
 from neuron_audit.alerts import AlertRule, AlertWarning, check_alerts, parse_rules

@@ -1,11 +1,9 @@
 """Alert rules on dead ratios, e.g. ``"mlp_post.dead_ratio > 0.2"``.
 
-Grammar: ``[any|mean] KIND.METRIC OP VALUE`` where ``KIND`` is
-``mlp_pre``, ``mlp_post``, ``attn_out`` or ``*`` (all kinds), ``METRIC``
-is ``dead_ratio``, ``mean_fire_frequency`` or ``nan_count``, ``OP`` one
-of ``> >= < <=`` and ``VALUE`` a number or a percentage (``20%``).
-``any`` (the default) fires when any single layer breaks the rule,
-``mean`` when the mean over layers does.
+Grammar: ``[any|mean] KIND.METRIC OP VALUE`` where ``KIND`` is ``mlp_pre``, ``mlp_post``,
+``attn_out`` or ``*`` (all kinds), ``METRIC`` is ``dead_ratio``, ``mean_fire_frequency`` or
+``nan_count``, ``OP`` one of ``> >= < <=`` and ``VALUE`` a number or a percentage (``20%``). ``any``
+(the default) fires when any single layer breaks the rule, ``mean`` when the mean over layers does.
 """
 
 from __future__ import annotations
@@ -109,8 +107,8 @@ def check_alerts(
     log_path: str | os.PathLike[str] | None = None,
     step: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate ``rules``; warn (:class:`AlertWarning`) and append a JSON line
-    to ``log_path`` per alert."""
+    """Evaluate ``rules``; warn (:class:`AlertWarning`) and append a JSON line to ``log_path`` per
+    alert."""
     alerts = [record for rule in rules for record in rule.evaluate(layers)]
     stamp = datetime.now(timezone.utc).isoformat()
     for record in alerts:

@@ -1,5 +1,4 @@
-"""Forward hooks that feed :class:`~neuron_audit.stats.NeuronStats`, with
-padding masked out."""
+"""Forward hooks that feed :class:`~neuron_audit.stats.NeuronStats`, with padding masked out."""
 
 from __future__ import annotations
 
@@ -84,8 +83,7 @@ class NeuronAuditor:
         return point.module.register_forward_hook(hook)
 
     def set_mask(self, attention_mask: torch.Tensor | None) -> None:
-        """The ``(batch, seq)`` mask of the next forward pass; ``None`` counts
-        every token."""
+        """The ``(batch, seq)`` mask of the next forward pass; ``None`` counts every token."""
         if attention_mask is None:
             self._mask_shape, self._token_index = None, None
             return
@@ -128,8 +126,7 @@ class NeuronAuditor:
         return sum(stats.state_bytes() for stats in self.stats.values())
 
     def layers(self, dead_fraction: float = 0.0, use_abs: bool = False) -> list[dict[str, Any]]:
-        """Metrics of every capture point that saw activations, in point
-        order."""
+        """Metrics of every capture point that saw activations, in point order."""
         rows: list[dict[str, Any]] = []
         for point in self.points:
             stats = self.stats.get(point.key)
@@ -167,8 +164,8 @@ def run_audit(
     progress: bool = False,
     total: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit ``model`` on ``batches`` of ``input_ids`` (+ ``attention_mask``);
-    return per-layer metrics.
+    """Audit ``model`` on ``batches`` of ``input_ids`` (+ ``attention_mask``); return per-layer
+    metrics.
 
     The model is put in eval mode for the audit and restored after.
     """

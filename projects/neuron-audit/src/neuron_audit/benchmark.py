@@ -1,5 +1,5 @@
-"""Benchmark: the audit's time overhead and its peak memory against the store-
-every-activation approach.
+"""Benchmark: the audit's time overhead and its peak memory against the store- every-activation
+approach.
 
 ./pants run projects/neuron-audit:benchmark -- --out runs/neuron-audit-benchmark
 
@@ -40,8 +40,7 @@ MODES = ("plain", "streaming", "store_all")
 
 
 class StoreAll:
-    """The naive approach: keep a copy of every captured activation, compute
-    metrics at the end."""
+    """The naive approach: keep a copy of every captured activation, compute metrics at the end."""
 
     def __init__(self, model: nn.Module) -> None:
         self.points = find_capture_points(model)
@@ -78,8 +77,7 @@ def _status_mib(field: str) -> float:
 
 
 def _reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where not
-    allowed."""
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where not allowed."""
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -89,8 +87,7 @@ def _reset_peak_rss() -> bool:
 
 @torch.no_grad()
 def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int) -> dict[str, Any]:
-    """Run in a fresh process: peak RSS growth of auditing ``tokens`` tokens in
-    ``mode``."""
+    """Run in a fresh process: peak RSS growth of auditing ``tokens`` tokens in ``mode``."""
     torch.manual_seed(0)
     model = build_model(preset, seed=0)
     model.train(False)
@@ -124,8 +121,7 @@ def measure_memory(mode: str, preset: str, tokens: int, batch: int, length: int)
 def measure_overhead(
     preset: str, batch: int, length: int, rounds: int, progress: bool
 ) -> dict[str, Any]:
-    """Median seconds per forward pass for each mode, interleaved over
-    ``rounds``."""
+    """Median seconds per forward pass for each mode, interleaved over ``rounds``."""
     torch.manual_seed(0)
     model = build_model(preset, seed=0)
     model.train(False)
@@ -177,8 +173,8 @@ def measure_overhead(
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    """The audit's time overhead and its peak memory against the store-every-
-    activation approach."""
+    """The audit's time overhead and its peak memory against the store-every- activation
+    approach."""
 
     out: Path = Path("runs/neuron-audit-benchmark")
     """Output directory (benchmark.json, memory.png)"""
@@ -199,8 +195,7 @@ class BenchmarkConfig:
     """Lm preset audited for the memory runs."""
 
     memory_tokens: tuple[int, ...] = (10_000, 100_000, 1_000_000)
-    """Token counts of the memory runs (one fresh process per count and
-    mode)"""
+    """Token counts of the memory runs (one fresh process per count and mode)"""
 
     store_all_max_tokens: int = 100_000
     """Skip store_all above this many tokens."""
@@ -233,8 +228,8 @@ class BenchmarkConfig:
 
 
 def run(config: BenchmarkConfig) -> dict[str, Any]:
-    """Measure as ``config`` says; write ``benchmark.json`` (and
-    ``memory.png``) into ``config.out`` and return the result."""
+    """Measure as ``config`` says; write ``benchmark.json`` (and ``memory.png``) into ``config.out``
+    and return the result."""
     result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
     jobs = [
         (mode, tokens)

@@ -174,8 +174,8 @@ def run_strip_command(config: StripCommandConfig) -> dict[str, Any]:
 
 
 def run_monitor_command(config: MonitorConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Pretrain with an :class:`AuditCallback` (``lm.pretrain.run``); return
-    the pretrain metrics and the alerts."""
+    """Pretrain with an :class:`AuditCallback` (``lm.pretrain.run``); return the pretrain metrics
+    and the alerts."""
     out = config.out
     out.mkdir(parents=True, exist_ok=True)
     log_path, alerts_path = out / "audit.jsonl", out / "alerts.jsonl"
@@ -262,10 +262,9 @@ _main = make_main(
 
 
 def _compatible_argv(arguments: list[str]) -> list[str]:
-    """Earlier command lines in today's form: monitor's ``--`` before the
-    pretrain options (now monitor's own options) is dropped, and a repeated
-    ``--alert`` becomes one ``--alert`` with every rule (a tuple option keeps
-    only its last occurrence)."""
+    """Earlier command lines in today's form: monitor's ``--`` before the pretrain options (now
+    monitor's own options) is dropped, and a repeated ``--alert`` becomes one ``--alert`` with every
+    rule (a tuple option keeps only its last occurrence)."""
     if arguments[:1] == ["monitor"] and "--" in arguments:
         split = arguments.index("--")
         arguments = arguments[:split] + arguments[split + 1 :]

@@ -1,9 +1,9 @@
-"""The options of the ``audit`` command and its sub-commands, as frozen config
-dataclasses (``ml_core.cli`` makes the flags).
+"""The options of the ``audit`` command and its sub-commands, as frozen config dataclasses
+(``ml_core.cli`` makes the flags).
 
-Option groups shared by several commands are base classes; a command's
-config inherits the groups it takes and calls each group's validation in
-its ``__post_init__``. The docstring under a field is its ``--help``.
+Option groups shared by several commands are base classes; a command's config inherits the groups it
+takes and calls each group's validation in its ``__post_init__``. The docstring under a field is its
+``--help``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ class CommonOptions:
     """Output directory."""
 
     corpus: str | None = None
-    """Text: a .txt file or directory, a saved dataset, or 'stdlib' (the
-    default)."""
+    """Text: a .txt file or directory, a saved dataset, or 'stdlib' (the default)."""
 
     max_chars: int | None = None
     """Cap on corpus characters."""
@@ -47,8 +46,7 @@ class CommonOptions:
     """Seed of the corpus split, random weights and batches."""
 
     device: str | None = None
-    """Device: cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the best
-    available)."""
+    """Device: cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the best available)."""
 
     quiet: bool = False
     """No progress bars."""
@@ -62,9 +60,8 @@ class DataOptions(CommonOptions):
     """Which model to audit and on which tokens."""
 
     model: str | None = None
-    """A save_pretrained directory, an lm preset (tiny, small, llama-tiny) or a
-    Hub id (default: runs/lm-tiny if it holds a pretrained model, else the tiny
-    preset)."""
+    """A save_pretrained directory, an lm preset (tiny, small, llama-tiny) or a Hub id (default:
+    runs/lm-tiny if it holds a pretrained model, else the tiny preset)."""
 
     split: Literal["validation", "train"] = "validation"
     """Corpus split to audit on."""
@@ -132,9 +129,8 @@ class AlertOptions:
     """Capture points to audit."""
 
     alert: tuple[str, ...] = ()
-    """Alert rules, e.g. 'mlp_post.dead_ratio > 0.2' or 'mean
-    attn_out.dead_ratio >= 5%'; several after one --alert, or --alert repeated;
-    exit 1 when one fires."""
+    """Alert rules, e.g. 'mlp_post.dead_ratio > 0.2' or 'mean attn_out.dead_ratio >= 5%'; several
+    after one --alert, or --alert repeated; exit 1 when one fires."""
 
     def __post_init__(self) -> None:
         require(len(self.kinds) > 0, "kinds", "name at least one capture point")
@@ -149,8 +145,7 @@ class AlertOptions:
 
 @dataclasses.dataclass(frozen=True)
 class AuditConfig(DataOptions, StatsOptions, AlertOptions):
-    """Audit a transformer for dead neurons: metrics.json, PNG plots,
-    report.html."""
+    """Audit a transformer for dead neurons: metrics.json, PNG plots, report.html."""
 
     def __post_init__(self) -> None:
         DataOptions.__post_init__(self)
@@ -160,8 +155,7 @@ class AuditConfig(DataOptions, StatsOptions, AlertOptions):
 
 @dataclasses.dataclass(frozen=True)
 class SwapConfig(DataOptions, StatsOptions):
-    """Swap the MLP activation (same weights, same data) and compare dead
-    ratios."""
+    """Swap the MLP activation (same weights, same data) and compare dead ratios."""
 
     out: Path = Path("runs/neuron-audit-swap")
     max_tokens: int = 10_000
@@ -176,9 +170,8 @@ class SwapConfig(DataOptions, StatsOptions):
 
 @dataclasses.dataclass(frozen=True)
 class StripCommandConfig(StripConfig, CommonOptions):
-    """Train a model that develops dead neurons (ReLU MLP, high learning rate)
-    with and without Synaptic Stripping; compare dead ratio and validation
-    loss."""
+    """Train a model that develops dead neurons (ReLU MLP, high learning rate) with and without
+    Synaptic Stripping; compare dead ratio and validation loss."""
 
     out: Path = Path("runs/neuron-audit-strip")
     preset: str = option("tiny", flag="model", help="lm preset to train")
@@ -190,10 +183,9 @@ class StripCommandConfig(StripConfig, CommonOptions):
 
 @dataclasses.dataclass(frozen=True)
 class MonitorConfig(PretrainConfig, StatsOptions, AlertOptions):
-    """Pretrain a model with libs/lm's pretraining (every pretrain option is
-    accepted) while an audit callback logs dead ratios every N steps
-    (audit.jsonl, monitor.png) and checks --alert rules; the model, the
-    pretraining outputs and the audit logs all go to --out."""
+    """Pretrain a model with libs/lm's pretraining (every pretrain option is accepted) while an
+    audit callback logs dead ratios every N steps (audit.jsonl, monitor.png) and checks --alert
+    rules; the model, the pretraining outputs and the audit logs all go to --out."""
 
     out: Path = Path("runs/neuron-audit-monitor")
     every: int = 50

@@ -1,5 +1,4 @@
-"""Models and padded token batches for an audit, from the language-model
-lib."""
+"""Models and padded token batches for an audit, from the language-model lib."""
 
 from __future__ import annotations
 
@@ -23,9 +22,8 @@ def load_audit_model(
     vocab_size: int = PRESET_VOCAB_SIZE,
     seed: int = 0,
 ) -> LoadedModel:
-    """What ``--model`` names (see ``lm.load_model_spec``: a saved directory,
-    else a preset, else a Hub id); a preset gets a BPE tokenizer trained on
-    ``corpus``."""
+    """What ``--model`` names (see ``lm.load_model_spec``: a saved directory, else a preset, else a
+    Hub id); a preset gets a BPE tokenizer trained on ``corpus``."""
     return load_model_spec(
         spec, preset_tokenizer=lambda: train_tokenizer(corpus.train, vocab_size), seed=seed
     )
@@ -43,11 +41,10 @@ def padded_batches(
     max_length: int,
     max_tokens: int | None = None,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Documents tokenized one per row, truncated to ``max_length`` and padded
-    per batch.
+    """Documents tokenized one per row, truncated to ``max_length`` and padded per batch.
 
-    Stops once ``max_tokens`` real (unpadded) tokens have been yielded.
-    Yields ``input_ids`` and ``attention_mask``.
+    Stops once ``max_tokens`` real (unpadded) tokens have been yielded. Yields ``input_ids`` and
+    ``attention_mask``.
     """
     if batch_size < 1 or max_length < 1:
         raise ValueError("batch_size and max_length must be positive.")

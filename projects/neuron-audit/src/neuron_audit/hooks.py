@@ -61,11 +61,9 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = _activation_classes()
 class CapturePoint:
     """One activation tensor to audit.
 
-    ``side`` says whether the hook reads the module's input or output.
-    ``incoming`` is the linear layer whose outputs are this point's
-    neurons (for Synaptic Stripping); ``incoming_axis`` is the axis of
-    its weight that indexes those neurons (0 for ``nn.Linear``, 1 for
-    GPT-2's ``Conv1D``).
+    ``side`` says whether the hook reads the module's input or output. ``incoming`` is the linear
+    layer whose outputs are this point's neurons (for Synaptic Stripping); ``incoming_axis`` is the
+    axis of its weight that indexes those neurons (0 for ``nn.Linear``, 1 for GPT-2's ``Conv1D``).
     """
 
     layer: int
@@ -83,8 +81,7 @@ class CapturePoint:
 
 @dataclasses.dataclass(frozen=True)
 class BlockLayout:
-    """Attribute paths of one model family: blocks, MLP activation, attention
-    output."""
+    """Attribute paths of one model family: blocks, MLP activation, attention output."""
 
     family: str
     blocks: str
@@ -129,8 +126,7 @@ def _find_blocks(model: nn.Module, layout: BlockLayout) -> tuple[str, nn.ModuleL
 
 
 def detect_family(model: nn.Module) -> str:
-    """``gpt2``, ``llama`` or ``bert`` when the layout is known, else
-    ``generic``."""
+    """``gpt2``, ``llama`` or ``bert`` when the layout is known, else ``generic``."""
     for layout in LAYOUTS:
         found = _find_blocks(model, layout)
         if found is not None and _get(found[1][0], layout.activation) is not None:
@@ -173,8 +169,7 @@ def _structured_points(
 
 
 def _preceding_linear(model: nn.Module, name: str) -> nn.Module | None:
-    """The ``nn.Linear`` registered just before the activation ``name`` in its
-    parent."""
+    """The ``nn.Linear`` registered just before the activation ``name`` in its parent."""
     parent_name, _, child_name = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     previous: nn.Module | None = None
@@ -205,9 +200,8 @@ def find_capture_points(
 ) -> list[CapturePoint]:
     """Capture points of ``model`` for ``kinds``, ordered by layer then kind.
 
-    Known transformer layouts are matched by structure; any other module
-    by activation type. Raises ``ValueError`` when nothing can be
-    audited.
+    Known transformer layouts are matched by structure; any other module by activation type. Raises
+    ``ValueError`` when nothing can be audited.
     """
     wanted = tuple(kind for kind in KINDS if kind in kinds)
     unknown = sorted(set(kinds) - set(KINDS))
@@ -228,8 +222,7 @@ def find_capture_points(
 
 
 def flatten_tokens(tensor: torch.Tensor) -> torch.Tensor:
-    """View an activation as ``(tokens, neurons)``: the last axis is
-    neurons."""
+    """View an activation as ``(tokens, neurons)``: the last axis is neurons."""
     if tensor.dim() == 0:
         raise ValueError("Cannot audit a scalar activation.")
     return tensor.reshape(-1, tensor.shape[-1]) if tensor.dim() != 1 else tensor.reshape(1, -1)

@@ -10,8 +10,7 @@ from neuron_audit.hooks import KINDS
 
 
 def dead_ratios(layers: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
-    """``{kind: [dead ratio of layer 0, layer 1, ...]}`` for the kinds
-    present."""
+    """``{kind: [dead ratio of layer 0, layer 1, ...]}`` for the kinds present."""
     ratios: dict[str, list[float]] = {}
     for kind in KINDS:
         rows = sorted((r for r in layers if r["kind"] == kind), key=lambda r: int(r["layer"]))
@@ -21,8 +20,7 @@ def dead_ratios(layers: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
 
 
 def summary(layers: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Overall dead counts and ratios per kind (neuron-weighted) and the worst
-    layer."""
+    """Overall dead counts and ratios per kind (neuron-weighted) and the worst layer."""
     result: dict[str, Any] = {}
     for kind in KINDS:
         rows = [r for r in layers if r["kind"] == kind]

@@ -1,5 +1,4 @@
-"""An audit callback for any training loop: dead ratios every N steps as JSON
-lines, plus alerts."""
+"""An audit callback for any training loop: dead ratios every N steps as JSON lines, plus alerts."""
 
 from __future__ import annotations
 
@@ -20,18 +19,15 @@ from neuron_audit.metrics import dead_ratios
 class AuditCallback:
     """Watches the training forward passes of ``model`` through hooks.
 
-    Call :meth:`on_step_end` after every optimiser step. Every
-    ``every_n_steps`` steps it appends one JSON line to ``log_path``
-    with the dead ratio per layer and kind over the tokens seen since
-    the last line, checks ``rules`` (alerts go to ``alerts_path``), and
-    starts counting afresh. Memory stays constant. Forward passes in
-    eval mode (a loop's validation) are not counted. Call :meth:`close`
-    (or use it as a context manager) to remove the hooks.
+    Call :meth:`on_step_end` after every optimiser step. Every ``every_n_steps`` steps it appends
+    one JSON line to ``log_path`` with the dead ratio per layer and kind over the tokens seen since
+    the last line, checks ``rules`` (alerts go to ``alerts_path``), and starts counting afresh.
+    Memory stays constant. Forward passes in eval mode (a loop's validation) are not counted. Call
+    :meth:`close` (or use it as a context manager) to remove the hooks.
 
-    It is also an ``lm.pretrain.PretrainCallback``: pass ``model=None``
-    and hand it to ``lm.pretrain.run(args, callbacks=[...])``, which
-    calls :meth:`on_train_begin` with the model and
-    :meth:`on_train_end`.
+    It is also an ``lm.pretrain.PretrainCallback``: pass ``model=None`` and hand it to
+    ``lm.pretrain.run(args, callbacks=[...])``, which calls :meth:`on_train_begin` with the model
+    and :meth:`on_train_end`.
     """
 
     def __init__(
@@ -92,8 +88,7 @@ class AuditCallback:
         self.auditor.set_mask(attention_mask)
 
     def on_step_end(self, step: int) -> dict[str, Any] | None:
-        """Log (and reset) every ``every_n_steps`` steps; return the record
-        logged, if any."""
+        """Log (and reset) every ``every_n_steps`` steps; return the record logged, if any."""
         if step % self.every_n_steps != 0 or self.auditor.tokens() == 0:
             return None
         layers = self.auditor.layers(self.settings.dead_fraction, self.settings.use_abs)

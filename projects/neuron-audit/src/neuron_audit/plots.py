@@ -1,5 +1,4 @@
-"""PNG plots of an audit: activation-frequency heatmaps, histograms, dead
-ratios."""
+"""PNG plots of an audit: activation-frequency heatmaps, histograms, dead ratios."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ def _by_kind(layers: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str
 
 
 def frequency_matrix(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """One row per layer: its neurons' fire frequencies sorted high to low
-    (NaN-padded)."""
+    """One row per layer: its neurons' fire frequencies sorted high to low (NaN-padded)."""
     width = max(len(r["fire_frequency"]) for r in rows)
     matrix = np.full((len(rows), width), np.nan)
     for index, row in enumerate(rows):
@@ -89,8 +87,7 @@ def plot_dead_ratios(
     *,
     title: str = "Dead-neuron ratio per layer",
 ) -> Path:
-    """One line per series (a kind, or an activation function) against
-    layer."""
+    """One line per series (a kind, or an activation function) against layer."""
     if not series:
         raise ValueError("No dead-ratio series to plot.")
     figure, axes = plt.subplots(figsize=(7, 4))
@@ -127,8 +124,7 @@ def plot_strip_curves(
 
 
 def plot_monitor(records: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
-    """Dead ratio per layer against training step, one panel per kind (an
-    ``AuditCallback`` log)."""
+    """Dead ratio per layer against training step, one panel per kind (an ``AuditCallback`` log)."""
     if not records:
         raise ValueError("No monitoring records to plot.")
     kinds = list(records[0]["dead_ratio"])

@@ -1,5 +1,4 @@
-"""A single self-contained HTML report: tables plus the PNG plots embedded as
-data URIs."""
+"""A single self-contained HTML report: tables plus the PNG plots embedded as data URIs."""
 
 from __future__ import annotations
 

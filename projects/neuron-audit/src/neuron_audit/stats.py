@@ -1,9 +1,7 @@
-"""Streaming per-neuron statistics whose memory does not grow with the number
-of tokens.
+"""Streaming per-neuron statistics whose memory does not grow with the number of tokens.
 
-For one capture point of width ``W`` the state is a few ``W``-long
-counters, a fixed-bin histogram and three scalars, whatever the number
-of tokens seen.
+For one capture point of width ``W`` the state is a few ``W``-long counters, a fixed-bin histogram
+and three scalars, whatever the number of tokens seen.
 """
 
 from __future__ import annotations
@@ -50,12 +48,11 @@ class StatsConfig:
 
 
 class NeuronStats:
-    """Fire counts, a histogram, min, max, mean and NaN count of one activation
-    tensor, updated in place.
+    """Fire counts, a histogram, min, max, mean and NaN count of one activation tensor, updated in
+    place.
 
-    Every running value lives in a tensor on the activations' device, so
-    an update never waits for the device (no ``.item()`` per hook); the
-    floats are read only when the statistics are reported.
+    Every running value lives in a tensor on the activations' device, so an update never waits for
+    the device (no ``.item()`` per hook); the floats are read only when the statistics are reported.
     """
 
     def __init__(self, width: int, config: StatsConfig = StatsConfig()) -> None:
@@ -73,8 +70,7 @@ class NeuronStats:
         self._total = torch.zeros((), dtype=torch.float64)
 
     def update(self, activations: torch.Tensor) -> None:
-        """Add a ``(tokens, width)`` batch of activations (padding already
-        removed)."""
+        """Add a ``(tokens, width)`` batch of activations (padding already removed)."""
         if activations.dim() != 2 or activations.shape[1] != self.width:
             raise ValueError(
                 f"Expected activations of shape (tokens, {self.width}), got "
@@ -104,13 +100,11 @@ class NeuronStats:
         self.tokens += int(values.shape[0])
 
     def _bin_count(self, values: torch.Tensor) -> torch.Tensor:
-        """Counts per fixed bin (out-of-range values in the edge bins), then
-        the NaN count.
+        """Counts per fixed bin (out-of-range values in the edge bins), then the NaN count.
 
-        Bin index + ``bincount`` is about 3x faster than ``torch.histc``
-        on CPU (which also needs a clamp pass for out-of-range values);
-        uint8 indices halve the memory traffic when there are < 256
-        bins.
+        Bin index + ``bincount`` is about 3x faster than ``torch.histc`` on CPU (which also needs a
+        clamp pass for out-of-range values); uint8 indices halve the memory traffic when there are <
+        256 bins.
         """
         low, high = self.config.hist_range
         bins = self.config.bins
@@ -141,8 +135,7 @@ class NeuronStats:
 
     @property
     def nan_count(self) -> int:
-        """How many NaN activation values were seen (a broken model or
-        data)."""
+        """How many NaN activation values were seen (a broken model or data)."""
         return int(self._bin_counts[-1])
 
     @property
@@ -155,14 +148,12 @@ class NeuronStats:
 
     @property
     def mean(self) -> float | None:
-        """Mean of the non-NaN activations over all neurons and tokens, or
-        ``None`` before any."""
+        """Mean of the non-NaN activations over all neurons and tokens, or ``None`` before any."""
         finite = self.tokens * self.width - self.nan_count
         return float(self._total) / finite if finite else None
 
     def frequency(self, use_abs: bool = False) -> torch.Tensor:
-        """Fraction of tokens on which each neuron fired (zeros before any
-        token)."""
+        """Fraction of tokens on which each neuron fired (zeros before any token)."""
         if use_abs and not self.config.count_abs:
             raise ValueError(
                 "These statistics were collected with count_abs=False; the |act| rule needs "
@@ -172,8 +163,7 @@ class NeuronStats:
         return counts.double().cpu() / max(self.tokens, 1)
 
     def state_bytes(self) -> int:
-        """Bytes held by the tensors of this object: constant in the token
-        count."""
+        """Bytes held by the tensors of this object: constant in the token count."""
         tensors = [getattr(self, name) for name in self._TENSORS]
         return sum(t.numel() * t.element_size() for t in tensors)
 

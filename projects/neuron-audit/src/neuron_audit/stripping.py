@@ -1,10 +1,9 @@
-"""Synaptic Stripping (Whitaker & Whitley, 2023): revive dead neurons by
-cutting their most negative incoming weights.
+"""Synaptic Stripping (Whitaker & Whitley, 2023): revive dead neurons by cutting their most negative
+incoming weights.
 
-After each epoch, :class:`SynapticStripping` audits the model on
-validation data, finds the ``mlp_post`` neurons that never fire, and
-zeroes ``fraction`` (default 5%) of each dead neuron's incoming weights,
-choosing the most negative ones (only negative weights are ever cut).
+After each epoch, :class:`SynapticStripping` audits the model on validation data, finds the
+``mlp_post`` neurons that never fire, and zeroes ``fraction`` (default 5%) of each dead neuron's
+incoming weights, choosing the most negative ones (only negative weights are ever cut).
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ from neuron_audit.hooks import CapturePoint, find_capture_points
 
 
 def strip_neurons(weight: torch.Tensor, neurons: Sequence[int], fraction: float, axis: int) -> int:
-    """Zero the ``ceil(fraction * fan_in)`` most negative incoming weights of
-    each of ``neurons``.
+    """Zero the ``ceil(fraction * fan_in)`` most negative incoming weights of each of ``neurons``.
 
-    ``axis`` indexes neurons in ``weight`` (0 for ``nn.Linear``, 1 for
-    GPT-2's ``Conv1D``). Returns the number of weights set to zero.
+    ``axis`` indexes neurons in ``weight`` (0 for ``nn.Linear``, 1 for GPT-2's ``Conv1D``). Returns
+    the number of weights set to zero.
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
@@ -44,8 +42,7 @@ def strip_neurons(weight: torch.Tensor, neurons: Sequence[int], fraction: float,
 
 
 class SynapticStripping:
-    """A training callback: call :meth:`on_epoch_end` with validation batches
-    after each epoch."""
+    """A training callback: call :meth:`on_epoch_end` with validation batches after each epoch."""
 
     def __init__(
         self,
@@ -67,8 +64,7 @@ class SynapticStripping:
         return points
 
     def on_epoch_end(self, epoch: int, validation: Sequence[Batch]) -> dict[str, Any]:
-        """Audit on ``validation``, strip dead neurons, and return what was
-        done."""
+        """Audit on ``validation``, strip dead neurons, and return what was done."""
         layers = run_audit(self.model, validation, self.settings, kinds=("mlp_post",))
         by_layer = {int(r["layer"]): r for r in layers}
         zeroed = 0

@@ -27,8 +27,7 @@ assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "one name per activation, in the 
 
 
 def swap_activation(model: nn.Module, activation: str) -> int:
-    """Replace every MLP activation module of ``model`` in place; return how
-    many."""
+    """Replace every MLP activation module of ``model`` in place; return how many."""
     factory = ACTIVATIONS.get(activation)
     if factory is None:
         raise ValueError(f"Unknown activation {activation!r}; choose from {sorted(ACTIVATIONS)}.")
@@ -48,12 +47,10 @@ def run_swap_experiment(
     *,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Dead ratio of ``mlp_post`` per layer for the original activation and
-    each swap.
+    """Dead ratio of ``mlp_post`` per layer for the original activation and each swap.
 
-    Every variant is a deep copy of ``model`` audited on the same
-    ``batches``; nothing is retrained, so the comparison isolates the
-    activation function.
+    Every variant is a deep copy of ``model`` audited on the same ``batches``; nothing is retrained,
+    so the comparison isolates the activation function.
     """
     original = type(find_capture_points(model, ("mlp_post",))[0].module).__name__
     results: dict[str, Any] = {}

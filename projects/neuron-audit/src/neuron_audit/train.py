@@ -1,5 +1,5 @@
-"""The Synaptic Stripping experiment: train twice from the same start, with and
-without stripping."""
+"""The Synaptic Stripping experiment: train twice from the same start, with and without
+stripping."""
 
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from neuron_audit.swap import Activation, swap_activation
 
 @dataclasses.dataclass(frozen=True)
 class StripConfig:
-    """A small transformer with ReLU MLPs trained at a high learning rate,
-    which kills neurons."""
+    """A small transformer with ReLU MLPs trained at a high learning rate, which kills neurons."""
 
     preset: str = "tiny"
     """Lm preset to train."""
@@ -33,8 +32,7 @@ class StripConfig:
     """MLP activation swapped into the preset before training."""
 
     epochs: int = 5
-    """Epochs; dead ratio and validation loss are measured (and stripping done)
-    after each."""
+    """Epochs; dead ratio and validation loss are measured (and stripping done) after each."""
 
     steps_per_epoch: int = 40
     """Optimizer steps per epoch."""
@@ -49,8 +47,7 @@ class StripConfig:
     """Tokens per block."""
 
     fraction: float = 0.05
-    """Share of a dead neuron's incoming weights to zero (the most negative),
-    in (0, 1]"""
+    """Share of a dead neuron's incoming weights to zero (the most negative), in (0, 1]"""
 
     val_blocks: int = 32
     """Validation blocks the dead ratio and loss are measured on."""
@@ -141,8 +138,7 @@ def train_one(
 def run_strip_experiment(
     config: StripConfig, corpus: Corpus, *, device: torch.device, progress: bool = False
 ) -> dict[str, Any]:
-    """Baseline and stripping runs from the same initial weights and
-    batches."""
+    """Baseline and stripping runs from the same initial weights and batches."""
     tokenizer = train_tokenizer(corpus.train, config.vocab_size)
     train_set = TokenBlockDataset.from_texts(corpus.train, tokenizer, config.block_size)
     validation = _validation(

@@ -1,10 +1,9 @@
 """Kv-serve: text generation over HTTP with managed key/value caches.
 
-Sessions keep a conversation's cache between turns, idle sessions and
-unused prefix blocks expire, a new ``context_key`` drops a session's
-cache, shared prompt prefixes are cached once in hashed token blocks
-(vLLM's automatic prefix caching) and reused as copies, and every cache
-counts against one byte budget with LRU eviction.
+Sessions keep a conversation's cache between turns, idle sessions and unused prefix blocks expire, a
+new ``context_key`` drops a session's cache, shared prompt prefixes are cached once in hashed token
+blocks (vLLM's automatic prefix caching) and reused as copies, and every cache counts against one
+byte budget with LRU eviction.
 """
 
 from kv_serve.cache import CacheManager, block_hashes

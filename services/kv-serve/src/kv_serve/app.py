@@ -1,5 +1,4 @@
-"""The FastAPI application: generation, sessions, cache stats, health and
-metrics."""
+"""The FastAPI application: generation, sessions, cache stats, health and metrics."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 
 
 class GenerateRequest(BaseModel):
-    """A generation request: a prompt (text or token ids) and sampling
-    options."""
+    """A generation request: a prompt (text or token ids) and sampling options."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -188,8 +186,7 @@ def create_app(engine: Engine) -> FastAPI:
     def generate(body: GenerateRequest) -> Any:
         """Generate tokens; with ``stream`` the response is server-sent events:
 
-        one ``data:`` line per token, then an ``event: done`` with the
-        result.
+        one ``data:`` line per token, then an ``event: done`` with the result.
         """
         ids = engine.encode(body.prompt) if body.prompt is not None else list(body.token_ids or [])
         if not ids:
@@ -255,16 +252,14 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/v1/cache/stats")
     def cache_stats() -> dict[str, Any]:
-        """Entries, bytes, hits, misses, evictions and expirations of the
-        caches."""
+        """Entries, bytes, hits, misses, evictions and expirations of the caches."""
         stats = engine.cache.stats()
         stats["bytes_per_token"] = engine.kv_shape.bytes_per_token(engine.dtype)
         return stats
 
     @app.delete("/v1/cache")
     def clear_cache() -> dict[str, Any]:
-        """Drop every cache that no request is using (sessions keep their
-        history)."""
+        """Drop every cache that no request is using (sessions keep their history)."""
         engine.cache.clear()
         return engine.cache.stats()
 

@@ -63,8 +63,7 @@ SECTIONS: tuple[Section, ...] = ("cache", "prefix", "session", "memory", "http")
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    """Measure what the KV caches buy on a GPT-2-small-shaped model on the
-    CPU."""
+    """Measure what the KV caches buy on a GPT-2-small-shaped model on the CPU."""
 
     preset: Literal["small", "tiny"] = "small"
     """Model shape: small (GPT-2 small) or tiny (a smoke run)."""
@@ -115,12 +114,10 @@ class BenchmarkConfig:
     """http: new tokens a request."""
 
     min_cache_speedup: float = 3.0
-    """Target: use_cache=True at least this many times faster than False (0: no
-    target)."""
+    """Target: use_cache=True at least this many times faster than False (0: no target)."""
 
     min_prefix_speedup: float = 5.0
-    """Target: reused-prefix TTFT at least this many times below cold (0: no
-    target)."""
+    """Target: reused-prefix TTFT at least this many times below cold (0: no target)."""
 
     def __post_init__(self) -> None:
         require_positive(
@@ -162,8 +159,7 @@ _STREAM: list[int] = []
 
 
 def corpus_tokens(engine: Engine, count: int, offset: int = 0) -> list[int]:
-    """``count`` token ids of real text (stdlib docstrings), from
-    ``offset``."""
+    """``count`` token ids of real text (stdlib docstrings), from ``offset``."""
     if len(_STREAM) < offset + count:
         _STREAM.clear()
         for text in load_corpus(max_chars=400_000).train:
@@ -379,9 +375,9 @@ def missed_targets(config: BenchmarkConfig, results: dict[str, Any]) -> list[str
 
 
 def run(config: BenchmarkConfig) -> dict[str, Any]:
-    """Run the sections ``config`` asks for, printing each as it finishes and
-    writing ``benchmark.json`` after each; raise :class:`CheckFailed` (after
-    writing) when a speed-up misses its target."""
+    """Run the sections ``config`` asks for, printing each as it finishes and writing
+    ``benchmark.json`` after each; raise :class:`CheckFailed` (after writing) when a speed-up misses
+    its target."""
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     tokenizer = preset_tokenizer(400_000)
     context = max(2048, config.prefix_tokens + config.suffix_tokens + 8)

@@ -1,5 +1,4 @@
-"""The KV cache manager: session caches and a block-hashed prefix cache under
-one byte budget.
+"""The KV cache manager: session caches and a block-hashed prefix cache under one byte budget.
 
 Two kinds of entries share one LRU order and one byte budget:
 
@@ -44,8 +43,7 @@ EntryKey = tuple[Literal["session", "block"], str]
 
 
 def block_hashes(tokens: Sequence[int], block_size: int) -> list[str]:
-    """Hashes of the full ``block_size`` blocks of ``tokens``, each chained to
-    its parent's."""
+    """Hashes of the full ``block_size`` blocks of ``tokens``, each chained to its parent's."""
     hashes: list[str] = []
     parent = b""
     for start in range(0, len(tokens) - block_size + 1, block_size):
@@ -81,8 +79,7 @@ class _Session:
 
 @dataclasses.dataclass(frozen=True)
 class SessionCheckout:
-    """What a request gets from its session: the history and a private copy of
-    its cache."""
+    """What a request gets from its session: the history and a private copy of its cache."""
 
     tokens: list[int]
     kv: KV | None
@@ -113,13 +110,11 @@ class CacheCounters:
 
 
 class CacheManager:
-    """Thread-safe store of session caches and prefix blocks under a byte
-    budget.
+    """Thread-safe store of session caches and prefix blocks under a byte budget.
 
-    ``clock`` returns seconds (``time.monotonic`` by default); tests
-    inject a fake one to move time forward. ``storage_dtype`` (e.g.
-    ``torch.float16``) is the dtype of stored tensors; ``None`` keeps
-    the model's. TTLs of ``0`` or less never expire.
+    ``clock`` returns seconds (``time.monotonic`` by default); tests inject a fake one to move time
+    forward. ``storage_dtype`` (e.g. ``torch.float16``) is the dtype of stored tensors; ``None``
+    keeps the model's. TTLs of ``0`` or less never expire.
     """
 
     def __init__(
@@ -174,8 +169,7 @@ class CacheManager:
         return block.refs == 0 and not block.children
 
     def _make_room(self, needed: int) -> bool:
-        """Evict least recently used unpinned entries until ``needed`` more
-        bytes fit."""
+        """Evict least recently used unpinned entries until ``needed`` more bytes fit."""
         if needed > self.budget_bytes:
             return False
         while self._bytes + needed > self.budget_bytes:
@@ -188,8 +182,7 @@ class CacheManager:
         return True
 
     def _drop(self, key: EntryKey) -> int:
-        """Remove the bytes of ``key`` (a session keeps its history and
-        context)."""
+        """Remove the bytes of ``key`` (a session keeps its history and context)."""
         self._lru.pop(key, None)
         if key[0] == "session":
             session = self._sessions[key[1]]
@@ -208,8 +201,7 @@ class CacheManager:
         return freed
 
     def expire(self) -> int:
-        """Remove idle sessions and unused prefix blocks past their TTL;
-        returns how many."""
+        """Remove idle sessions and unused prefix blocks past their TTL; returns how many."""
         with self._lock:
             now = self.clock()
             removed = 0
@@ -252,12 +244,10 @@ class CacheManager:
     def checkout_session(
         self, session_id: str, context_key: str | None, dtype: torch.dtype | None = None
     ) -> SessionCheckout:
-        """Pin ``session_id`` (creating it) and return its history and a copy
-        of its cache.
+        """Pin ``session_id`` (creating it) and return its history and a copy of its cache.
 
-        A ``context_key`` that differs from the session's drops the
-        history and the cache first. Call :meth:`checkin_session` (or
-        :meth:`release_session`) afterwards.
+        A ``context_key`` that differs from the session's drops the history and the cache first.
+        Call :meth:`checkin_session` (or :meth:`release_session`) afterwards.
         """
         self.expire()
         with self._lock:
@@ -287,9 +277,8 @@ class CacheManager:
     def checkin_session(self, session_id: str, tokens: Sequence[int], kv: KV | None) -> bool:
         """Store the session's new history and cache (copied) and unpin it.
 
-        ``kv`` covers the first ``kv_length(kv)`` of ``tokens``. Returns
-        whether the cache fit in the budget (the history is kept either
-        way).
+        ``kv`` covers the first ``kv_length(kv)`` of ``tokens``. Returns whether the cache fit in
+        the budget (the history is kept either way).
         """
         with self._lock:
             now = self.clock()
@@ -331,8 +320,7 @@ class CacheManager:
             return self._remove_session(session_id)
 
     def session_info(self, session_id: str) -> dict[str, Any] | None:
-        """A JSON-able summary of ``session_id``, or None if unknown
-        (expired)."""
+        """A JSON-able summary of ``session_id``, or None if unknown (expired)."""
         self.expire()
         with self._lock:
             session = self._sessions.get(session_id)
@@ -357,8 +345,7 @@ class CacheManager:
         *,
         max_tokens: int | None = None,
     ) -> PrefixMatch:
-        """The longest cached block prefix of ``tokens[:max_tokens]``, as a
-        private copy."""
+        """The longest cached block prefix of ``tokens[:max_tokens]``, as a private copy."""
         if not self.prefix_caching:
             return PrefixMatch(0, None)
         self.expire()
@@ -390,11 +377,10 @@ class CacheManager:
             return PrefixMatch(n_tokens, kv)
 
     def insert_prefix(self, tokens: Sequence[int], kv: KV) -> int:
-        """Store the full blocks of ``kv`` (which covers the first tokens of
-        ``tokens``).
+        """Store the full blocks of ``kv`` (which covers the first tokens of ``tokens``).
 
-        Blocks already cached are only touched. Returns the number of
-        new blocks stored; stops at the first block that does not fit.
+        Blocks already cached are only touched. Returns the number of new blocks stored; stops at
+        the first block that does not fit.
         """
         if not self.prefix_caching:
             return 0

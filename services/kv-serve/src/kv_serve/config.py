@@ -1,9 +1,9 @@
-"""Service settings (from the command line and ``KV_SERVE_*`` environment
-variables) and model loading.
+"""Service settings (from the command line and ``KV_SERVE_*`` environment variables) and model
+loading.
 
-Every option has an environment variable ``KV_SERVE_<FIELD>`` (e.g.
-``KV_SERVE_BUDGET_MB``); a command-line flag overrides it. The command
-line itself is :func:`ml_core.cli.make_main` over :class:`Settings`.
+Every option has an environment variable ``KV_SERVE_<FIELD>`` (e.g. ``KV_SERVE_BUDGET_MB``); a
+command-line flag overrides it. The command line itself is :func:`ml_core.cli.make_main` over
+:class:`Settings`.
 """
 
 from __future__ import annotations
@@ -90,15 +90,14 @@ class Settings:
 
 @lru_cache(maxsize=4)
 def preset_tokenizer(max_chars: int = 400_000, vocab_size: int = 4096) -> PreTrainedTokenizerBase:
-    """A byte-level BPE trained on the embedded stdlib corpus (cached in
-    memory)."""
+    """A byte-level BPE trained on the embedded stdlib corpus (cached in memory)."""
     corpus = load_corpus(max_chars=max_chars)
     return train_tokenizer(corpus.train, vocab_size)
 
 
 def load(settings: Settings) -> LoadedModel:
-    """The model and tokenizer ``settings`` name (a saved directory if present,
-    else a preset, else a Hub id), and where they came from.
+    """The model and tokenizer ``settings`` name (a saved directory if present, else a preset, else
+    a Hub id), and where they came from.
 
     Raises :class:`lm.ModelLoadError` when nothing loads.
     """

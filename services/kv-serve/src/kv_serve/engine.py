@@ -1,12 +1,9 @@
-"""Token generation with managed caches: sessions, prefix reuse, sampling,
-streaming.
+"""Token generation with managed caches: sessions, prefix reuse, sampling, streaming.
 
-A request's tokens are the session's history (if any) followed by its
-prompt. The engine reuses the longest cached start of them (the
-session's cache, or the prefix blocks), runs only the rest through the
-model, then samples new tokens one at a time on a private
-``DynamicCache``. Afterwards the session's cache and the full prefix
-blocks are stored (copies) for the next request.
+A request's tokens are the session's history (if any) followed by its prompt. The engine reuses the
+longest cached start of them (the session's cache, or the prefix blocks), runs only the rest through
+the model, then samples new tokens one at a time on a private ``DynamicCache``. Afterwards the
+session's cache and the full prefix blocks are stored (copies) for the next request.
 """
 
 from __future__ import annotations
@@ -71,8 +68,8 @@ class TokenEvent:
 def sample_next(
     logits: torch.Tensor, params: GenerationParams, generator: torch.Generator | None
 ) -> int:
-    """Pick the next token from 1-D ``logits``: greedy at temperature 0, else
-    top-k/top-p sampling."""
+    """Pick the next token from 1-D ``logits``: greedy at temperature 0, else top-k/top-p
+    sampling."""
     if params.temperature <= 0:
         return int(torch.argmax(logits).item())
     scores = logits.float() / params.temperature
@@ -89,8 +86,7 @@ def sample_next(
 
 
 class Engine:
-    """A model, its tokenizer and a :class:`CacheManager`, safe to call from
-    many threads."""
+    """A model, its tokenizer and a :class:`CacheManager`, safe to call from many threads."""
 
     def __init__(
         self,
@@ -172,12 +168,11 @@ class Engine:
         context_key: str | None = None,
         use_prefix_cache: bool = True,
     ) -> Generation:
-        """Validate and set up a generation; iterate it for tokens, then read
-        ``.result``.
+        """Validate and set up a generation; iterate it for tokens, then read ``.result``.
 
-        With a session this blocks until earlier requests on the session
-        are done, and holds the session until the generation is finished
-        or closed. Raises :class:`BadRequest` before anything runs.
+        With a session this blocks until earlier requests on the session are done, and holds the
+        session until the generation is finished or closed. Raises :class:`BadRequest` before
+        anything runs.
         """
         self.check_tokens(prompt_ids)
         if params.max_new_tokens < 1 or params.max_new_tokens > self.max_new_tokens_limit:
@@ -244,8 +239,7 @@ class Engine:
 
 
 class Generation:
-    """One running request: an iterator of :class:`TokenEvent`; ``result`` when
-    done."""
+    """One running request: an iterator of :class:`TokenEvent`; ``result`` when done."""
 
     def __init__(
         self,
@@ -388,8 +382,7 @@ class Generation:
 def generate_tokens(
     model: PreTrainedModel, prompt_ids: Sequence[int], max_new_tokens: int, *, use_cache: bool
 ) -> list[int]:
-    """Greedy generation with or without a KV cache (the article's
-    comparison)."""
+    """Greedy generation with or without a KV cache (the article's comparison)."""
     ids = list(prompt_ids)
     new: list[int] = []
     dyn = None

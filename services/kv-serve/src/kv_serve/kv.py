@@ -38,8 +38,7 @@ class KVShape:
 
     @classmethod
     def from_config(cls, config: PretrainedConfig) -> KVShape:
-        """Read layers, key/value heads and head size from a GPT-2 or Llama
-        config."""
+        """Read layers, key/value heads and head size from a GPT-2 or Llama config."""
         layers = _first_int(config, "num_hidden_layers", "n_layer")
         heads = _first_int(config, "num_attention_heads", "n_head")
         hidden = _first_int(config, "hidden_size", "n_embd")
@@ -67,11 +66,10 @@ def kv_nbytes(kv: KV) -> int:
 
 
 def kv_copy(kv: KV, dtype: torch.dtype | None = None, start: int = 0, end: int | None = None) -> KV:
-    """An owned copy of tokens ``start:end`` of ``kv``, optionally cast to
-    ``dtype``.
+    """An owned copy of tokens ``start:end`` of ``kv``, optionally cast to ``dtype``.
 
-    Slices are cloned, so the copy never keeps a larger tensor alive and
-    byte accounting stays exact.
+    Slices are cloned, so the copy never keeps a larger tensor alive and byte accounting stays
+    exact.
     """
     out = []
     for keys, values in kv:
@@ -104,9 +102,8 @@ def to_dynamic_cache(
 ) -> DynamicCache:
     """A fresh ``DynamicCache`` holding ``kv`` (empty when ``None``).
 
-    ``copy=False`` hands over tensors the caller already owns (e.g. what
-    the cache manager returns, which is a private copy) instead of
-    cloning them a second time; the model may then extend them.
+    ``copy=False`` hands over tensors the caller already owns (e.g. what the cache manager returns,
+    which is a private copy) instead of cloning them a second time; the model may then extend them.
     """
     cache = DynamicCache()
     if kv:

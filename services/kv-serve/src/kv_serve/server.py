@@ -46,8 +46,8 @@ def build_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    """Load the model and serve until interrupted (raises
-    :class:`lm.ModelLoadError` when the model does not load)."""
+    """Load the model and serve until interrupted (raises :class:`lm.ModelLoadError` when the model
+    does not load)."""
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(message)s")
     logger.info("loading model %s", settings.model or "(default)")
     app = build_app(settings)

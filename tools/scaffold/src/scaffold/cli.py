@@ -1,12 +1,11 @@
 """``new-project``: add a project or service to the repository in one command.
 
-    ./pants run tools/scaffold:new-project -- <name> [--kind service] [--torch] [--lm] [--image]
+./pants run tools/scaffold:new-project -- <name> [--kind service] [--torch] [--lm] [--image]
 
-Writes ``projects/<name>/`` (or ``services/<name>/``) with a typed command
-line, a test, a README and BUILD files; writes ``3rdparty/python/<name>.txt``;
-registers the resolve in pants.toml and build-support/macros.py and the
-package in pyproject.toml; generates the lockfile; formats what it wrote.
-Bad input writes nothing; a failure half-way undoes every change.
+Writes ``projects/<name>/`` (or ``services/<name>/``) with a typed command line, a test, a README
+and BUILD files; writes ``3rdparty/python/<name>.txt``; registers the resolve in pants.toml and
+build-support/macros.py and the package in pyproject.toml; generates the lockfile; formats what it
+wrote. Bad input writes nothing; a failure half-way undoes every change.
 """
 
 from __future__ import annotations
@@ -20,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+from scaffold import registry, templates
+
 from ml_core.atomic import atomic_output
 from ml_core.cli import Command, ConfigError, make_main, option, positional, require
-from scaffold import registry, templates
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 MAX_NAME_LENGTH = 30
@@ -40,19 +40,25 @@ class NewProjectConfig:
 
     name: str = positional(help="directory and resolve name, e.g. few-shot (package few_shot)")
     kind: Literal["project", "service"] = "project"
-    """a batch project under projects/ or an HTTP service under services/"""
+    """A batch project under projects/ or an HTTP service under services/"""
+
     torch: bool = False
-    """put the CPU build of torch in its resolve (a small torch model as the example)"""
+    """Put the CPU build of torch in its resolve (a small torch model as the example)"""
+
     lm: bool = False
-    """use libs/lm (implies --torch; transformers in its resolve, a preset LM as the example)"""
+    """Use libs/lm (implies --torch; transformers in its resolve, a preset LM as the example)"""
+
     image: bool = False
-    """add a docker_image made by the shared pex_docker_image macro"""
+    """Add a docker_image made by the shared pex_docker_image macro."""
+
     description: str = ""
-    """one line for the README and docstrings (default: derived from the name)"""
+    """One line for the README and docstrings (default: derived from the name)"""
+
     root: Path | None = None
-    """repository root (default: the nearest parent directory with a BUILD_ROOT file)"""
+    """Repository root (default: the nearest parent directory with a BUILD_ROOT file)"""
     lock: bool = True
-    """generate the lockfile (--no-lock leaves it to you: nothing builds until you do)"""
+    """Generate the lockfile (--no-lock leaves it to you: nothing builds until you do)"""
+
     pants: tuple[str, ...] = option(("./pants",), cli=False)
 
     def __post_init__(self) -> None:
@@ -94,8 +100,7 @@ class NewProjectConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """What the scaffold writes: new files, and the new text of existing
-    files it edits."""
+    """What the scaffold writes: new files, and the new text of existing files it edits."""
 
     new_files: dict[Path, str]
     edits: dict[Path, str]
@@ -106,7 +111,9 @@ def find_root(start: Path) -> Path:
     for candidate in (start, *start.parents):
         if (candidate / "BUILD_ROOT").exists() and (candidate / "pants.toml").exists():
             return candidate
-    raise ScaffoldError(f"no repository root (a directory with BUILD_ROOT and pants.toml) above {start}")
+    raise ScaffoldError(
+        f"no repository root (a directory with BUILD_ROOT and pants.toml) above {start}"
+    )
 
 
 def check_available(config: NewProjectConfig, root: Path) -> None:
@@ -152,7 +159,9 @@ def plan(config: NewProjectConfig, root: Path) -> Plan:
 
     image = ""
     if config.image:
-        cmd = '["--host", "0.0.0.0", "--port", "8000"]' if service else '["--out", "/home/app/runs"]'
+        cmd = (
+            '["--host", "0.0.0.0", "--port", "8000"]' if service else '["--out", "/home/app/runs"]'
+        )
         expose = "\n    expose=8000," if service else ""
         image = templates.IMAGE_TARGET.substitute(values, cmd=cmd, expose=expose)
     files[directory / "BUILD"] = templates.BUILD_ROOT_FILE.substitute(
@@ -175,15 +184,27 @@ def plan(config: NewProjectConfig, root: Path) -> Plan:
     if service:
         files[source / "cli.py"] = _serve(config, values)
         if config.lm:
-            app = templates.APP_LM
+            app = templates.APP_LM.substitute(values)
         elif config.torch:
-            app = templates.APP_PREDICT_TORCH
+            app = templates.APP_PREDICT.substitute(
+                values,
+                core_imports="Model, make_data, train",
+                default_model=templates.TORCH_DEFAULT_MODEL,
+            )
         else:
-            app = templates.APP_PREDICT
-        files[source / "app.py"] = app.substitute(values)
+            app = templates.APP_PREDICT.substitute(
+                values,
+                core_imports="Model, fit, make_data",
+                default_model=templates.PLAIN_DEFAULT_MODEL,
+            )
+        files[source / "app.py"] = app
         files[tests / f"test_{config.package}_app.py"] = _service_test(config, values)
     else:
-        cli = templates.CLI_LM if config.lm else templates.CLI_TORCH if config.torch else templates.CLI_PLAIN
+        cli = (
+            templates.CLI_LM
+            if config.lm
+            else templates.CLI_TORCH if config.torch else templates.CLI_PLAIN
+        )
         files[source / "cli.py"] = cli.substitute(values)
         test = (
             templates.TEST_PROJECT_LM
@@ -213,7 +234,9 @@ def plan(config: NewProjectConfig, root: Path) -> Plan:
 def _serve(config: NewProjectConfig, values: dict[str, str]) -> str:
     if config.lm:
         imports = "\nfrom lm import ModelLoadError"
-        imports += f"\nfrom {config.package}.app import create_app\nfrom {config.package}.core import load"
+        imports += (
+            f"\nfrom {config.package}.app import create_app\nfrom {config.package}.core import load"
+        )
         fields = (
             '\n    model: str | None = None\n    """save_pretrained directory, lm preset or Hub id'
             ' (default: runs/lm-tiny, else tiny)"""\n    seed: int = 0'
@@ -291,7 +314,6 @@ def _readme(config: NewProjectConfig, values: dict[str, str]) -> str:
         model_note=model_note,
     )
 
-
 class Transaction:
     """Writes files and remembers how to undo each write."""
 
@@ -353,8 +375,8 @@ def _pants(config: NewProjectConfig, root: Path, *arguments: str) -> None:
 def run(config: NewProjectConfig) -> Path:
     """Make the project; returns its directory (relative to the root).
 
-    Raises :class:`ScaffoldError` with nothing written when the name is
-    taken, and after undoing every change when a step fails.
+    Raises :class:`ScaffoldError` with nothing written when the name is taken, and after undoing
+    every change when a step fails.
     """
     root = (config.root or find_root(Path.cwd())).resolve()
     check_available(config, root)

@@ -1,8 +1,7 @@
-"""The repository files that name every resolve or package, and how a new
-one is added to each.
+"""The repository files that name every resolve or package, and how a new one is added to each.
 
-Each edit is a small text insertion at a marked place, so comments and
-formatting stay as they are; each result is parsed back to check it.
+Each edit is a small text insertion at a marked place, so comments and formatting stay as they are;
+each result is parsed back to check it.
 """
 
 from __future__ import annotations
@@ -32,15 +31,15 @@ def resolves(root: Path) -> dict[str, str]:
 
 
 def first_party_packages(root: Path) -> list[str]:
-    """isort's ``known_first_party`` list in ``pyproject.toml``."""
+    """Isort's ``known_first_party`` list in ``pyproject.toml``."""
     config = tomllib.loads((root / PYPROJECT).read_text(encoding="utf-8"))
     packages = config.get("tool", {}).get("isort", {}).get("known_first_party", [])
     return [str(package) for package in packages]
 
 
 def requirement_names(root: Path) -> set[str]:
-    """Every distribution named in ``3rdparty/python/*.txt``, normalised to
-    an import-style name (``scikit-learn`` -> ``scikit_learn``)."""
+    """Every distribution named in ``3rdparty/python/*.txt``, normalised to an import-style name
+    (``scikit-learn`` -> ``scikit_learn``)."""
     names = set()
     for path in sorted((root / REQUIREMENTS_DIR).glob("*.txt")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -79,8 +78,7 @@ def add_resolve_to_pants_toml(text: str, name: str) -> str:
 
 
 def add_resolve_to_macros(text: str, name: str, capabilities: tuple[str, ...]) -> str:
-    """A row for ``name`` at the end of ``PROJECT_RESOLVES`` in the BUILD
-    prelude."""
+    """A row for ``name`` at the end of ``PROJECT_RESOLVES`` in the BUILD prelude."""
     match = re.search(r"^PROJECT_RESOLVES = \(\n(?P<body>.*?)^\)\n", text, flags=re.M | re.S)
     if match is None:
         raise RegistryError(f"{MACROS} has no `PROJECT_RESOLVES = (...)` table.")
@@ -89,7 +87,10 @@ def add_resolve_to_macros(text: str, name: str, capabilities: tuple[str, ...]) -
     result = text[: match.end("body")] + f"    {row},\n" + text[match.end("body") :]
     tree = ast.parse(result)
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PROJECT_RESOLVES":
+        if (
+            isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", "") == "PROJECT_RESOLVES"
+        ):
             rows = ast.literal_eval(node.value)
             if rows[-1] == (name, *capabilities):
                 return result
@@ -103,7 +104,12 @@ def add_first_party_package(text: str, package: str) -> str:
         raise RegistryError(f"{PYPROJECT} has no one-line `known_first_party = [...]`.")
     items = match.group("items").rstrip().rstrip(",").rstrip()
     separator = ", " if items.strip() else ""
-    result = text[: match.start("items")] + items + f'{separator}"{package}"' + text[match.end("items") :]
+    result = (
+        text[: match.start("items")]
+        + items
+        + f'{separator}"{package}"'
+        + text[match.end("items") :]
+    )
     packages = tomllib.loads(result)["tool"]["isort"]["known_first_party"]
     if package not in packages:
         raise RegistryError(f"could not add {package} to known_first_party in {PYPROJECT}.")

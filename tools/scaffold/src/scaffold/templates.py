@@ -1,18 +1,16 @@
 """The files of a new project or service, as ``string.Template`` texts.
 
-Placeholders: ``$name`` (directory and resolve, e.g. ``few-shot``),
-``$package`` (``few_shot``), ``$location`` (``projects`` or
-``services``), ``$description``. Every text is already formatted the way
-black, isort, docformatter and ``update-build-files`` want it, so the
-checks pass on a project straight after it is made.
+Placeholders: ``$name`` (directory and resolve, e.g. ``few-shot``), ``$package`` (``few_shot``),
+``$location`` (``projects`` or ``services``), ``$description``. Every text is already formatted the
+way black, isort, docformatter and ``update-build-files`` want it, so the checks pass on a project
+straight after it is made.
 """
 
 from __future__ import annotations
 
 from string import Template
 
-BUILD_ROOT_FILE = Template(
-    '''\
+BUILD_ROOT_FILE = Template("""\
 # Its own tree, the shared libs and its requirements; nothing from another project or service.
 __dependencies_rules__(("*", "/**", "//libs/**", "//3rdparty/**", "!*"))
 
@@ -24,16 +22,14 @@ pex_binary(
     name="$name",
     entry_point="$package.cli:main",$pex_extra
 )
-$image'''
-)
+$image""")
 
 PEX_PACKED = """
     # `packed` + tools lets the image unpack dependencies and sources into separate layers.
     layout="packed",
     include_tools=True,"""
 
-IMAGE_TARGET = Template(
-    """
+IMAGE_TARGET = Template("""
 pex_docker_image(
     name="$name-image",
     pex="$name",
@@ -42,17 +38,14 @@ pex_docker_image(
     description="$description ($location/$name)",
     cmd=$cmd,$expose
 )
-"""
-)
+""")
 
 SOURCES_BUILD = "python_sources()\n"
 TESTS_BUILD = "python_tests()\n"
 
-REQUIREMENTS_HEADER = Template(
-    """\
+REQUIREMENTS_HEADER = Template("""\
 # Requirements of $location/$name, locked in $name.lock (./pants generate-lockfiles --resolve=$name).
-"""
-)
+""")
 REQUIREMENTS_BASE = """\
 numpy>=2.0
 matplotlib>=3.9
@@ -80,15 +73,13 @@ REQUIREMENTS_TAIL = """\
 pytest>=8.3,<9
 """
 
-INIT = Template(
-    '''\
+INIT = Template('''\
 """$description."""
 
 from $package.core import $exports
 
 __all__ = [$all]
-'''
-)
+''')
 
 # --- the model: plain numpy, torch, or a libs/lm language model ------------------------
 
@@ -220,8 +211,7 @@ def complete(loaded: LoadedModel, prompt: str, max_new_tokens: int) -> str:
 
 # --- project command lines ------------------------------------------------------------
 
-CLI_PLAIN = Template(
-    '''\
+CLI_PLAIN = Template('''\
 """``$name``: $description.
 
 Fits the model, writes ``metrics.json`` and ``fit.png`` under ``--out``.
@@ -281,11 +271,9 @@ def run(config: Config) -> dict[str, Any]:
 
 
 main = make_main(Command(Config, run), prog="$name", description=__doc__)
-'''
-)
+''')
 
-CLI_TORCH = Template(
-    '''\
+CLI_TORCH = Template('''\
 """``$name``: $description.
 
 Trains the model, writes ``metrics.json`` and ``loss.png`` under ``--out``.
@@ -353,11 +341,9 @@ def run(config: Config) -> dict[str, Any]:
 
 
 main = make_main(Command(Config, run), prog="$name", description=__doc__)
-'''
-)
+''')
 
-CLI_LM = Template(
-    '''\
+CLI_LM = Template('''\
 """``$name``: $description.
 
 Completes a prompt with a language model (``--model``: a saved directory,
@@ -415,13 +401,11 @@ def run(config: Config) -> dict[str, Any]:
 main = make_main(
     Command(Config, run), prog="$name", description=__doc__, user_errors=(ModelLoadError,)
 )
-'''
-)
+''')
 
 # --- service: FastAPI app plus a `serve` command line ---------------------------------
 
-APP_PREDICT = Template(
-    '''\
+APP_PREDICT = Template('''\
 """The HTTP API of $name: ``GET /healthz`` and ``POST /v1/predict``."""
 
 from __future__ import annotations
@@ -429,7 +413,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from $package.core import Model, fit, make_data
+from $package.core import $core_imports
 
 
 class PredictRequest(BaseModel):
@@ -441,46 +425,9 @@ class PredictResponse(BaseModel):
 
 
 def create_app(model: Model | None = None) -> FastAPI:
-    """The app, serving ``model`` (default: one fitted on synthetic data)."""
-    served = model if model is not None else fit(*make_data(200, 0.1, 0))
-    app = FastAPI(title="$name")
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.post("/v1/predict")
-    def predict(request: PredictRequest) -> PredictResponse:
-        return PredictResponse(outputs=served.predict(request.inputs))
-
-    return app
-'''
-)
-
-APP_PREDICT_TORCH = Template(
-    '''\
-"""The HTTP API of $name: ``GET /healthz`` and ``POST /v1/predict``."""
-
-from __future__ import annotations
-
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
-
-from $package.core import Model, make_data, train
-
-
-class PredictRequest(BaseModel):
-    inputs: list[float] = Field(min_length=1, max_length=10_000)
-
-
-class PredictResponse(BaseModel):
-    outputs: list[float]
-
-
-def create_app(model: Model | None = None) -> FastAPI:
-    """The app, serving ``model`` (default: one trained on synthetic data)."""
+    """The app, serving ``model`` (default: one fitted to synthetic data)."""
     if model is None:
-        model, _ = train(*make_data(200, 0.1, 0), steps=200, learning_rate=0.1, seed=0)
+        model = $default_model
     served = model
     app = FastAPI(title="$name")
 
@@ -493,11 +440,12 @@ def create_app(model: Model | None = None) -> FastAPI:
         return PredictResponse(outputs=served.predict(request.inputs))
 
     return app
-'''
-)
+''')
+# What the predict service serves by default, per model kind.
+PLAIN_DEFAULT_MODEL = "fit(*make_data(200, 0.1, 0))"
+TORCH_DEFAULT_MODEL = "train(*make_data(200, 0.1, 0), steps=200, learning_rate=0.1, seed=0)[0]"
 
-APP_LM = Template(
-    '''\
+APP_LM = Template('''\
 """The HTTP API of $name: ``GET /healthz`` and ``POST /v1/complete``."""
 
 from __future__ import annotations
@@ -533,11 +481,9 @@ def create_app(loaded: LoadedModel) -> FastAPI:
         return CompleteResponse(completion=text, model=loaded.source)
 
     return app
-'''
-)
+''')
 
-SERVE = Template(
-    '''\
+SERVE = Template('''\
 """``$name``: $description.
 
 Serves the HTTP API of :mod:`$package.app`; every option can also be set
@@ -574,13 +520,11 @@ def run(config: Config) -> None:
 main = make_main(
     Command(Config, run), prog="$name", description=__doc__, env_prefix="$env_prefix"$user_errors
 )
-'''
-)
+''')
 
 # --- tests ----------------------------------------------------------------------------
 
-TEST_PROJECT_PLAIN = Template(
-    '''\
+TEST_PROJECT_PLAIN = Template("""\
 import json
 from pathlib import Path
 
@@ -600,11 +544,9 @@ def test_run_recovers_the_line_and_writes_its_outputs(tmp_path: Path) -> None:
 def test_a_bad_value_names_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--samples", "0"]) == 2
     assert "--samples: must be positive" in capsys.readouterr().err
-'''
-)
+""")
 
-TEST_PROJECT_TORCH = Template(
-    '''\
+TEST_PROJECT_TORCH = Template("""\
 import json
 from pathlib import Path
 
@@ -624,11 +566,9 @@ def test_training_lowers_the_loss_and_writes_its_outputs(tmp_path: Path) -> None
 def test_a_bad_value_names_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--learning-rate", "-1"]) == 2
     assert "--learning-rate: must be positive" in capsys.readouterr().err
-'''
-)
+""")
 
-TEST_PROJECT_LM = Template(
-    '''\
+TEST_PROJECT_LM = Template("""\
 import json
 from pathlib import Path
 
@@ -651,11 +591,9 @@ def test_a_missing_model_directory_is_a_clear_usage_error(
     error = capsys.readouterr().err
     assert "does not exist" in error
     assert "Traceback" not in error
-'''
-)
+""")
 
-TEST_SERVICE = Template(
-    '''\
+TEST_SERVICE = Template('''\
 import socket
 import threading
 import time
@@ -693,10 +631,9 @@ $test_body
 def test_a_bad_port_names_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--port", "70000"]) == 2
     assert "--port: must be in 0..65535" in capsys.readouterr().err
-'''
-)
+''')
 
-TEST_SERVICE_PREDICT = '''\
+TEST_SERVICE_PREDICT = """\
 def test_predict_over_http(base_url: str) -> None:
     response = httpx.post(f"{base_url}/v1/predict", json={"inputs": [0.0, 1.0]})
     assert response.status_code == 200
@@ -706,9 +643,9 @@ def test_predict_over_http(base_url: str) -> None:
 
 def test_empty_inputs_are_a_422(base_url: str) -> None:
     assert httpx.post(f"{base_url}/v1/predict", json={"inputs": []}).status_code == 422
-'''
+"""
 
-TEST_SERVICE_LM = '''\
+TEST_SERVICE_LM = """\
 def test_complete_over_http(base_url: str) -> None:
     response = httpx.post(f"{base_url}/v1/complete", json={"prompt": "def", "max_new_tokens": 3})
     assert response.status_code == 200
@@ -719,10 +656,9 @@ def test_complete_over_http(base_url: str) -> None:
 def test_too_many_tokens_is_a_422(base_url: str) -> None:
     response = httpx.post(f"{base_url}/v1/complete", json={"prompt": "a", "max_new_tokens": 999})
     assert response.status_code == 422
-'''
+"""
 
-README = Template(
-    """\
+README = Template("""\
 # $name
 
 $description.
@@ -739,5 +675,4 @@ $commands
 ./pants lint check $location/$name::                # black/isort/flake8/docformatter, mypy
 ./pants generate-lockfiles --resolve=$name          # after editing its requirements$package_line
 ```
-"""
-)
+""")
