@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist import evaluate
+from mnist import benchmark, evaluate
 from mnist.train import EarlyStopping
 from mnist.train import main as train_main
 
@@ -58,23 +58,59 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--epochs", "0"], "--epochs must be at least 1"),
-        (["--learning-rate", "-1"], "--learning-rate must be positive"),
+        (["--epochs", "0"], "train: error: --epochs: must be positive, got 0"),
+        (["--learning-rate", "-1"], "train: error: --learning-rate: must be positive, got -1.0"),
+        (["--shift-pixels", "-2"], "train: error: --shift-pixels: must be zero or more, got -2"),
+        (["--batch-size", "x"], "train: error: argument --batch-size: invalid int value: 'x'"),
+        (["--epoch", "2"], "train: error: unrecognized arguments: --epoch"),
         (["--data", "/nonexistent/mnist"], "does not exist"),
-        (["--device", "tpu"], "Unknown device"),
+        (["--device", "tpu"], "train: error: device: Unknown device 'tpu'"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message(
+def test_bad_arguments_exit_2_with_a_message_naming_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     assert train_main([*argv, "--out", str(tmp_path)]) == 2
-    assert message in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error
     assert not (tmp_path / "metrics.json").exists()
 
 
 def test_evaluate_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert evaluate.main([str(tmp_path / "model.pt")]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "evaluate: error: checkpoint not found" in capsys.readouterr().err
+
+
+def test_evaluate_bad_seed_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert evaluate.main([str(tmp_path), "--seed", "one"]) == 2
+    assert "evaluate: error: argument --seed: invalid int value: 'one'" in capsys.readouterr().err
+
+
+def test_benchmark_exits_1_naming_a_missed_target_after_writing_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--seeds", "0", "--epochs", "1", "--max-steps-per-epoch", "1", "--out", str(tmp_path)]
+    argv += [
+        "--seconds-target",
+        "3600",
+    ]  # only the accuracy target is missed, on a busy machine too
+    assert benchmark.main(argv) == 1
+    summary = json.loads((tmp_path / "benchmark.json").read_text())
+    assert summary["meets_targets"] is False
+    assert summary["config"]["seeds"] == [0]
+    measured = summary["min_test_accuracy"]
+    error = capsys.readouterr().err
+    assert f"benchmark: check failed: min test accuracy {measured:.4f} < target 0.9800" in error
+    assert "wall time" not in error
+
+
+def test_benchmark_bad_target_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert benchmark.main(["--accuracy-target", "98", "--out", str(tmp_path)]) == 2
+    assert "--accuracy-target: must be in (0, 1], got 98.0" in capsys.readouterr().err
+    assert not (tmp_path / "benchmark.json").exists()
 
 
 def test_torchrun_two_processes_agree_on_weights(tmp_path: Path) -> None:

@@ -1,5 +1,4 @@
-"""Shared helpers for the rlhf tests: the task tokenizer and tiny random
-models."""
+"""Shared helpers for the rlhf tests: the task tokenizer and tiny random models."""
 
 from __future__ import annotations
 
@@ -26,8 +25,7 @@ def tokenizer() -> Tokenizer:
 
 
 def tiny_model(preset: str = "tiny", seed: int = 0) -> PreTrainedModel:
-    """A causal LM of ``preset`` with random weights and the task
-    vocabulary."""
+    """A causal LM of ``preset`` with random weights and the task vocabulary."""
     return build_model(preset, tokenizer=tokenizer(), seed=seed)
 
 

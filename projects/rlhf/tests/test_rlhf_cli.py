@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 import rlhf_testing  # noqa: F401  (one torch thread)
+import torch
 
 from rlhf.cli import main
+from rlhf.models import TORCH_THREADS_ENV_VAR, use_torch_threads
 
 
 def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> None:
@@ -35,20 +37,44 @@ def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> No
     [
         (["reward", "--train-data", "{tmp}/missing.jsonl"], "missing.jsonl: no such file"),
         (["dpo", "--train-data", "{tmp}/bad.jsonl"], "bad.jsonl row 2: missing 'chosen'"),
-        (["ppo", "--steps", "0"], "--steps must be at least 1"),
+        (["ppo", "--steps", "0"], "--steps: must be positive, got 0"),
+        (["ppo", "--kl-coef", "-1"], "--kl-coef: must be zero or more, got -1.0"),
         (["ppo", "--policy", "{tmp}/nowhere"], "nowhere"),
-        (["--ppo-steps", "many"], "invalid int value"),
+        (["--ppo-steps", "many"], "argument --ppo-steps: invalid int value: 'many'"),
+        (["--preset", "huge"], "--preset: unknown preset 'huge'"),
+        (["base", "--preset", "huge"], "--preset: unknown preset 'huge'"),
+        (["sft"], "unrecognized arguments: sft"),
     ],
 )
-def test_bad_input_exits_2_with_a_clear_message(
+def test_bad_input_exits_2_with_a_message_naming_the_flag_or_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     (tmp_path / "bad.jsonl").write_text(
         '{"prompt": "p", "chosen": "a", "rejected": "b"}\n{"prompt": "p"}\n'
     )
-    with pytest.raises(SystemExit) as exit_info:
-        main([arg.format(tmp=tmp_path) for arg in argv])
-    assert exit_info.value.code == 2
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     error = capsys.readouterr().err
-    assert "pipeline: error: " in error and message in error
+    assert "pipeline" in error and "error: " in error and message in error
     assert "Traceback" not in error
+
+
+def test_help_lists_the_steps_and_their_documented_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--help"]) == 0
+    overview = capsys.readouterr().out
+    for step in ("all", "base", "data", "reward", "ppo", "dpo"):
+        assert f"  {step} " in overview
+    assert main(["ppo", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "--kl-coef" in text and "per-token KL penalty" in text and "default: 0.2" in text
+    assert "--adaptive-kl, --no-adaptive-kl" in text
+    assert main(["all", "--help"]) == 0
+    assert "--hacking-check, --no-hacking-check" in capsys.readouterr().out
+
+
+def test_torch_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TORCH_THREADS_ENV_VAR, "2")
+    assert use_torch_threads() == 2 and torch.get_num_threads() == 2
+    monkeypatch.delenv(TORCH_THREADS_ENV_VAR)
+    assert use_torch_threads() == 1 and torch.get_num_threads() == 1

@@ -75,7 +75,9 @@ def test_registers_the_resolve_in_every_place_that_names_one(repo: Path) -> None
 def test_every_variant_is_valid_python(
     repo: Path, kind: str, torch: bool, lm: bool, expected: set[str]
 ) -> None:
-    config = NewProjectConfig("demo", kind=kind, torch=torch, lm=lm, root=repo, lock=False)  # type: ignore[arg-type]
+    config = NewProjectConfig(
+        "demo", kind=kind, torch=torch, lm=lm, root=repo, lock=False  # type: ignore[arg-type]
+    )
     steps = plan(config, repo)
     sources = {path.name for path in steps.new_files if path.parent.name == "demo"}
     assert expected <= sources

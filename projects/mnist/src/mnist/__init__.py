@@ -1,5 +1,4 @@
-"""Digit classification: IDX/sklearn data, a small CNN, single-process or DDP
-training."""
+"""Digit classification: IDX/sklearn data, a small CNN, single-process or DDP training."""
 
 from mnist.data import DataError, DigitData, load_data, read_idx
 from mnist.evaluate import load_checkpoint

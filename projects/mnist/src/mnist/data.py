@@ -1,5 +1,4 @@
-"""Digit images: the real MNIST IDX files, or scikit-learn's bundled 8x8 digits
-offline."""
+"""Digit images: the real MNIST IDX files, or scikit-learn's bundled 8x8 digits offline."""
 
 from __future__ import annotations
 
@@ -58,8 +57,7 @@ class DigitData:
 
 
 def read_idx(path: str | os.PathLike[str], expected_ndim: int) -> np.ndarray:
-    """Read an unsigned-byte IDX file (raw or gzip) into an array, validating
-    its header."""
+    """Read an unsigned-byte IDX file (raw or gzip) into an array, validating its header."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -146,8 +144,7 @@ def load_mnist_idx(
 def load_sklearn_digits(
     *, test_fraction: float = 0.2, validation_fraction: float = 0.1, seed: int = 0
 ) -> DigitData:
-    """Scikit-learn's 1,797 real 8x8 handwritten digits, shipped inside the
-    package."""
+    """Scikit-learn's 1,797 real 8x8 handwritten digits, shipped inside the package."""
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)
@@ -163,11 +160,9 @@ def load_sklearn_digits(
 
 
 def load_data(source: str | None = None, *, seed: int = 0) -> DigitData:
-    """Load ``source``: a directory of MNIST IDX files, or ``digits`` for the
-    offline default.
+    """Load ``source``: a directory of MNIST IDX files, or ``digits`` for the offline default.
 
-    Without ``source``, ``$MNIST_DATA_DIR`` is used when set, else the
-    bundled digits.
+    Without ``source``, ``$MNIST_DATA_DIR`` is used when set, else the bundled digits.
     """
     chosen = source or os.environ.get(DATA_DIR_ENV_VAR) or "digits"
     if chosen == "digits":
@@ -176,8 +171,7 @@ def load_data(source: str | None = None, *, seed: int = 0) -> DigitData:
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write an unsigned-byte IDX file (gzip when the name ends in .gz); used
-    to make test data."""
+    """Write an unsigned-byte IDX file (gzip when the name ends in .gz); used to make test data."""
     data = np.ascontiguousarray(array, dtype=np.uint8)
     header = struct.pack(">HBB", 0, IDX_UBYTE, data.ndim) + struct.pack(
         f">{data.ndim}I", *data.shape

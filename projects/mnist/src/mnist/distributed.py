@@ -25,11 +25,9 @@ class DistributedContext:
 
 
 def init_distributed(device: torch.device) -> DistributedContext:
-    """Join the process group that torchrun describes in the environment, if
-    any.
+    """Join the process group that torchrun describes in the environment, if any.
 
-    gloo serves CPU tensors, nccl CUDA ones; each process uses the GPU
-    of its local rank.
+    gloo serves CPU tensors, nccl CUDA ones; each process uses the GPU of its local rank.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
@@ -57,9 +55,8 @@ def all_reduce_sum(values: torch.Tensor, context: DistributedContext) -> torch.T
 def broadcast_buffers(module: torch.nn.Module, context: DistributedContext) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank.
 
-    DDP syncs buffers at the start of each forward, so after the last
-    training step each rank still holds statistics of its own batch;
-    evaluation must not see that difference.
+    DDP syncs buffers at the start of each forward, so after the last training step each rank still
+    holds statistics of its own batch; evaluation must not see that difference.
     """
     if context.enabled:
         for buffer in module.buffers():

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ml_core import collect_run_metadata, write_json_atomic
-from ml_core.device import select_device
+from ml_core.cli import Command, ConfigError, make_main, option, positional
 from mnist.data import DataError, load_data
 from mnist.model import DigitCNN, ModelConfig
 from mnist.plots import save_confusion_matrix
-from mnist.train import PACKAGES, evaluate_model
+from mnist.train import PACKAGES, choose_device, evaluate_model
 
 
 class CheckpointError(ValueError):
@@ -26,8 +25,7 @@ class CheckpointError(ValueError):
 def load_checkpoint(
     path: str | os.PathLike[str], device: torch.device | None = None
 ) -> tuple[DigitCNN, dict[str, Any]]:
-    """Rebuild the model saved by ``mnist.train`` and return it with the
-    checkpoint dict."""
+    """Rebuild the model saved by ``mnist.train`` and return it with the checkpoint dict."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -49,16 +47,29 @@ def load_checkpoint(
     return model, checkpoint
 
 
-def evaluate(
-    checkpoint: Path,
-    data: str | None,
-    out: Path | None,
-    device_name: str | None = None,
-    seed: int = 0,
-) -> dict[str, Any]:
-    device = select_device(device_name)
-    model, saved = load_checkpoint(checkpoint, device)
-    digits = load_data(data, seed=seed)
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluate a checkpoint written by train on the test split of a data set."""
+
+    checkpoint: Path = positional(help="model.pt, or the run directory that holds it")
+    data: str | None = None
+    """MNIST IDX directory or 'digits' (unset: $MNIST_DATA_DIR, else digits)."""
+
+    out: Path | None = None
+    """Write evaluation.json and a confusion-matrix PNG here (unset: print only)."""
+
+    device: str | None = None
+    """Device: auto, cpu, cuda, cuda:N or mps (unset: $ML_DEVICE, else auto)."""
+
+    seed: int = option(0, help="must match training's for the digits split")
+
+
+def evaluate(config: EvaluateConfig) -> dict[str, Any]:
+    """Test loss and accuracy of the checkpoint; writes ``evaluation.json`` and a confusion matrix
+    to ``config.out`` when it is set."""
+    device = choose_device(config.device)
+    model, saved = load_checkpoint(config.checkpoint, device)
+    digits = load_data(config.data, seed=config.seed)
     if digits.image_size != model.config.image_size:
         raise DataError(
             f"the checkpoint expects {model.config.image_size}x{model.config.image_size} images "
@@ -67,7 +78,7 @@ def evaluate(
         )
     result = evaluate_model(model, digits.test, device)
     metrics: dict[str, Any] = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": str(config.checkpoint),
         "data": digits.source,
         "test_examples": len(digits.test),
         "test_loss": result.loss,
@@ -75,50 +86,29 @@ def evaluate(
         "trained_at_commit": saved.get("run", {}).get("git_sha"),
         "run": collect_run_metadata(PACKAGES).to_dict(),
     }
-    if out is not None:
-        write_json_atomic(out / "evaluation.json", metrics)
+    if config.out is not None:
+        write_json_atomic(config.out / "evaluation.json", metrics)
         save_confusion_matrix(
             result.confusion,
-            out / "evaluation_confusion_matrix.png",
+            config.out / "evaluation_confusion_matrix.png",
             f"test accuracy {result.accuracy:.4f}",
         )
     return metrics
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="evaluate", description="Evaluate a checkpoint written by train."
-    )
-    parser.add_argument(
-        "checkpoint", type=Path, help="model.pt, or the run directory that holds it"
-    )
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="MNIST IDX directory or 'digits' (default: $MNIST_DATA_DIR, else digits)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="write evaluation.json and a confusion-matrix PNG here",
-    )
-    parser.add_argument("--device", default=None)
-    parser.add_argument(
-        "--seed", type=int, default=0, help="must match training's for the digits split"
-    )
-    args = parser.parse_args(argv)
-    try:
-        metrics = evaluate(args.checkpoint, args.data, args.out, args.device, args.seed)
-    except (CheckpointError, DataError, ValueError) as error:
-        print(f"evaluate: error: {error}", file=sys.stderr)
-        return 2
-    print(
+def _show(metrics: dict[str, Any]) -> str:
+    return (
         f"test accuracy {metrics['test_accuracy']:.4f} "
         f"on {metrics['test_examples']} examples ({metrics['data']})"
     )
-    return 0
 
+
+main = make_main(
+    Command(EvaluateConfig, evaluate),
+    prog="evaluate",
+    user_errors=(CheckpointError, DataError, ConfigError),
+    show=_show,
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -1,5 +1,4 @@
-"""A small CNN whose classifier head adapts to 8x8 (sklearn digits) or 28x28
-(MNIST) input."""
+"""A small CNN whose classifier head adapts to 8x8 (sklearn digits) or 28x28 (MNIST) input."""
 
 from __future__ import annotations
 
@@ -44,8 +43,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class DigitCNN(nn.Module):
-    """Two conv blocks (each halves the image) and an MLP head sized from the
-    image."""
+    """Two conv blocks (each halves the image) and an MLP head sized from the image."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

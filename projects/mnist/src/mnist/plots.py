@@ -1,17 +1,14 @@
-"""PNG plots of a run, written atomically."""
+"""PNG plots of a run, written atomically (``ml_core.plotting``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-
-from ml_core import atomic_output  # noqa: E402
+from ml_core.plotting import save_figure
 
 
 def save_confusion_matrix(matrix: np.ndarray, path: str | os.PathLike[str], title: str) -> None:
@@ -32,9 +29,7 @@ def save_confusion_matrix(matrix: np.ndarray, path: str | os.PathLike[str], titl
             color = "white" if value > threshold else "black"
             axes.text(column, row, str(value), ha="center", va="center", color=color, fontsize=8)
     figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)
 
 
 def save_training_curves(history: Sequence[dict[str, float]], path: str | os.PathLike[str]) -> None:
@@ -51,6 +46,4 @@ def save_training_curves(history: Sequence[dict[str, float]], path: str | os.Pat
     accuracy_axes.set_ylabel("accuracy")
     accuracy_axes.legend()
     figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path, dpi=120)

@@ -1,14 +1,11 @@
-"""Train the digit classifier: alone, or under ``torchrun --nproc_per_node=N``
-with DDP."""
+"""Train the digit classifier: alone, or under ``torchrun --nproc_per_node=N`` with DDP."""
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,14 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Samp
 from tqdm import tqdm
 
 from ml_core import Timer, atomic_output, collect_run_metadata, seed_everything, write_json_atomic
+from ml_core.cli import (
+    Command,
+    ConfigError,
+    config_to_dict,
+    make_main,
+    require_non_negative,
+    require_positive,
+)
 from ml_core.device import select_device
 from mnist.data import DataError, Split, load_data
 from mnist.distributed import DistributedContext, broadcast_buffers, init_distributed, shutdown
@@ -34,31 +39,49 @@ PACKAGES = ("torch", "numpy", "scikit-learn", "matplotlib")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """Train the digit CNN, alone or under torchrun (DistributedDataParallel)."""
+
     out: Path = Path("runs/mnist")
+    """Output directory: model.pt, metrics.json and the PNG plots."""
+
     data: str | None = None
+    """Directory with the MNIST IDX files (raw or .gz), or 'digits' for the 8x8 digits bundled with
+    scikit-learn (unset: $MNIST_DATA_DIR, else digits)."""
+
     epochs: int = 40
+    """Maximum passes over the training split."""
+
     batch_size: int = 64
+    """Examples per optimiser step (per process under torchrun)."""
+
     learning_rate: float = 1e-3
+    """AdamW's initial learning rate (cosine decay to zero over --epochs)."""
+
     weight_decay: float = 1e-4
+    """AdamW's decoupled weight decay."""
+
     patience: int = 10
+    """Epochs without a new best validation loss before stopping."""
+
     shift_pixels: int = 1
+    """Random translation augmentation in pixels, 0 to disable."""
+
     seed: int = 0
+    """Seeds the data split, the initial weights, shuffling and augmentation."""
+
     device: str | None = None
+    """Device: auto, cpu, cuda, cuda:N or mps (unset: $ML_DEVICE, else auto)."""
+
     max_steps_per_epoch: int | None = None
+    """Cap on optimiser steps per epoch (smoke runs)."""
+
     dump_rank_weights: bool = False
+    """Every rank saves its final weights as weights_rankN.pt (for checks)."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "patience"):
-            if getattr(self, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}."
-                )
-        if self.learning_rate <= 0:
-            raise ValueError(f"--learning-rate must be positive, got {self.learning_rate}.")
-        if self.shift_pixels < 0:
-            raise ValueError(f"--shift-pixels must be >= 0, got {self.shift_pixels}.")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError("--max-steps-per-epoch must be at least 1.")
+        require_positive(self, "epochs", "batch_size", "patience", "learning_rate")
+        require_positive(self, "max_steps_per_epoch")
+        require_non_negative(self, "weight_decay", "shift_pixels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,12 +113,10 @@ class EarlyStopping:
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each (N, H, W) image by up to ``max_shift`` pixels, filling
-    with zeros.
+    """Translate each (N, H, W) image by up to ``max_shift`` pixels, filling with zeros.
 
-    Handwriting is not centred the same way twice; small shifts are the
-    cheapest augmentation that teaches the CNN so, and they keep 8x8
-    digits legible.
+    Handwriting is not centred the same way twice; small shifts are the cheapest augmentation that
+    teaches the CNN so, and they keep 8x8 digits legible.
     """
     if max_shift == 0:
         return images
@@ -110,6 +131,15 @@ def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generato
     )
 
 
+def choose_device(name: str | None) -> torch.device:
+    """``select_device(name)``, with an unknown or unavailable device reported as a bad
+    ``--device``."""
+    try:
+        return select_device(name)
+    except ValueError as error:
+        raise ConfigError("device", str(error)) from None
+
+
 def _tensors(split: Split) -> TensorDataset:
     return TensorDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
 
@@ -118,8 +148,7 @@ def _tensors(split: Split) -> TensorDataset:
 def evaluate_model(
     model: nn.Module, split: Split, device: torch.device, batch_size: int = 512
 ) -> Evaluation:
-    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on
-    ``split``."""
+    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``."""
     model.eval()
     total_loss = 0.0
     num_classes = 10
@@ -152,14 +181,13 @@ def _weights_checksum(model: nn.Module) -> float:
 
 
 def train(config: TrainConfig) -> dict[str, Any]:
-    """Train, early-stop on validation loss, and write checkpoint, metrics and
-    plots to ``config.out``.
+    """Train, early-stop on validation loss, and write checkpoint, metrics and plots to
+    ``config.out``.
 
-    Returns the metrics that were written. Under torchrun only rank 0
-    writes.
+    Returns the metrics that were written. Under torchrun only rank 0 writes.
     """
     seed_everything(config.seed)
-    device = select_device(config.device)
+    device = choose_device(config.device)
     context = init_distributed(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank)
@@ -245,7 +273,7 @@ def _train(
 
     metadata = collect_run_metadata(PACKAGES).to_dict()
     metrics: dict[str, Any] = {
-        "config": {**dataclasses.asdict(config), "out": str(config.out)},
+        "config": config_to_dict(config),
         "model_config": model_config.to_dict(),
         "data": {
             "source": data.source,
@@ -302,72 +330,22 @@ def _write_outputs(
     write_json_atomic(out / METRICS_NAME, metrics)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
-        prog="train",
-        description="Train the digit CNN, alone or under torchrun (DistributedDataParallel).",
+def _show(metrics: dict[str, Any]) -> str | None:
+    """The closing line: rank 0 only, so torchrun prints it once."""
+    if os.environ.get("RANK", "0") != "0":
+        return None
+    return (
+        f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs_run']} epochs "
+        f"({metrics['train_seconds']:.1f}s); outputs in {metrics['config']['out']}"
     )
-    parser.add_argument(
-        "--out", type=Path, default=defaults.out, help="output directory (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="directory with the MNIST IDX files (raw or .gz), or 'digits' for scikit-learn's "
-        "bundled 8x8 digits (default: $MNIST_DATA_DIR, else digits)",
-    )
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=defaults.patience,
-        help="epochs without improvement before stopping",
-    )
-    parser.add_argument(
-        "--shift-pixels",
-        type=int,
-        default=defaults.shift_pixels,
-        help="random translation augmentation, 0 to disable",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--device",
-        default=None,
-        help="auto, cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else auto)",
-    )
-    parser.add_argument(
-        "--max-steps-per-epoch",
-        type=int,
-        default=None,
-        help="cap optimiser steps per epoch (smoke runs)",
-    )
-    parser.add_argument(
-        "--dump-rank-weights",
-        action="store_true",
-        help="every rank saves its final weights (for checks)",
-    )
-    return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = TrainConfig(**vars(args))
-        metrics = train(config)
-    except (DataError, ValueError) as error:
-        print(f"train: error: {error}", file=sys.stderr)
-        return 2
-    if os.environ.get("RANK", "0") == "0":
-        print(
-            f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs_run']} epochs "
-            f"({metrics['train_seconds']:.1f}s); outputs in {config.out}"
-        )
-    return 0
-
+main = make_main(
+    Command(TrainConfig, train),
+    prog="train",
+    user_errors=(DataError, ConfigError),
+    show=_show,
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -60,8 +60,10 @@ class DataOptions(CommonOptions):
     """Which model to audit and on which tokens."""
 
     model: str | None = None
-    """A save_pretrained directory, an lm preset (tiny, small, llama-tiny) or a Hub id (default:
-    runs/lm-tiny if it holds a pretrained model, else the tiny preset)."""
+    """A save_pretrained directory, an lm preset (tiny, small, llama-tiny) or a Hub id.
+
+    Default: runs/lm-tiny if it holds a pretrained model, else the tiny preset.
+    """
 
     split: Literal["validation", "train"] = "validation"
     """Corpus split to audit on."""

@@ -1,5 +1,5 @@
-"""RLHF on CPU-sized models: preference data, a Bradley-Terry reward model, PPO
-with a KL penalty, and DPO, on an embedded synthetic labeler task."""
+"""RLHF on CPU-sized models: preference data, a Bradley-Terry reward model, PPO with a KL penalty,
+and DPO, on an embedded synthetic labeler task."""
 
 from rlhf.data import (
     PreferenceDataError,

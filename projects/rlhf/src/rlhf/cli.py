@@ -1,45 +1,33 @@
-"""``pipeline``: the three RLHF steps on the embedded task, or each step on its
-own.
+"""``pipeline``: the three RLHF steps on the embedded task, or each step on its own.
 
-``pipeline --out DIR`` trains the starting policy, labels preference
-pairs, trains the reward model, runs PPO (and PPO without the KL
-penalty, the reward-hacking check) and DPO. Sub-commands ``base``,
-``data``, ``reward``, ``ppo`` and ``dpo`` run one step; every option is
-a field of that step's config dataclass.
+``pipeline --out DIR`` (the default sub-command ``all``) trains the starting policy, labels
+preference pairs, trains the reward model, runs PPO (and PPO without the KL penalty, the reward-
+hacking check) and DPO. Sub-commands ``base``, ``data``, ``reward``, ``ppo`` and ``dpo`` run one
+step; every option is a field of that step's config dataclass (``pipeline STEP --help``; ``pipeline
+all --help`` for the whole run).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
+import json
 import sys
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lm import ModelLoadError
 from ml_core import Timer, collect_run_metadata, write_json_atomic
+from ml_core.cli import Command, make_main, require_positive
 from rlhf.data import PreferenceDataError
 from rlhf.dpo import DPOConfig, train_dpo
-from rlhf.models import BasePolicyConfig, train_base_policy
+from rlhf.models import BasePolicyConfig, require_preset, train_base_policy, use_torch_threads
 from rlhf.ppo import PPOConfig, train_ppo
 from rlhf.preferences import DataConfig, make_preference_data
 from rlhf.reward import RewardConfig, train_reward_model
 
 PROG = "pipeline"
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy")
-STEPS: dict[str, tuple[type[Any], Callable[[Any], dict[str, Any]], str]] = {
-    "base": (BasePolicyConfig, train_base_policy, "train the starting policy on the task"),
-    "data": (DataConfig, make_preference_data, "sample and label preference pairs"),
-    "reward": (RewardConfig, train_reward_model, "train the Bradley-Terry reward model"),
-    "ppo": (PPOConfig, train_ppo, "PPO with a KL penalty against the reward model"),
-    "dpo": (DPOConfig, train_dpo, "DPO on the preference pairs"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,54 +35,31 @@ class PipelineConfig:
     """All steps with their defaults under one directory."""
 
     out: Path = Path("runs/rlhf")
+    """Directory for every step's outputs and summary.json."""
+
     seed: int = 0
+    """Seed of every step."""
+
     quick: bool = False
+    """A seconds-long smoke run: a few steps and pairs per step."""
+
     hacking_check: bool = True
+    """Also run PPO without the KL penalty (the reward-hacking check)."""
+
     ppo_steps: int = 40
+    """PPO steps (ignored with --quick)."""
+
     preset: str = "tiny"
+    """Model preset of the starting policy (tiny or llama-tiny)."""
 
-
-def _field_type(cls: type[Any], field: dataclasses.Field[Any]) -> Any:
-    hint = typing.get_type_hints(cls)[field.name]
-    if isinstance(hint, types.UnionType):  # ``X | None``
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
-    return hint
-
-
-def add_config_options(parser: argparse.ArgumentParser, cls: type[Any]) -> None:
-    """One ``--option`` per dataclass field, typed and defaulted from it."""
-    for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
-        kind = _field_type(cls, field)
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
-        else:
-            parser.add_argument(
-                flag, type=kind, default=field.default, help=f"default: {field.default}"
-            )
-
-
-def build_parser(step: str | None) -> argparse.ArgumentParser:
-    if step is None:
-        parser = argparse.ArgumentParser(
-            prog=PROG,
-            description=__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog=f"sub-commands: {', '.join(STEPS)} (`{PROG} SUB --help`)",
-        )
-        add_config_options(parser, PipelineConfig)
-        return parser
-    cls, _, help_text = STEPS[step]
-    # prog stays "pipeline" so every error reads "pipeline: error: ..."; usage names the step.
-    parser = argparse.ArgumentParser(
-        prog=PROG, usage=f"{PROG} {step} [options]", description=help_text
-    )
-    add_config_options(parser, cls)
-    return parser
+    def __post_init__(self) -> None:
+        require_positive(self, "ppo_steps")
+        require_preset(self)
 
 
 def run_all(config: PipelineConfig) -> dict[str, Any]:
     """Every step with its defaults, outputs under ``config.out``."""
+    use_torch_threads()
     out, seed = config.out, config.seed
     quick = config.quick
     base = out / "base_policy"
@@ -183,27 +148,8 @@ def _ppo_summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # These models are tiny: one thread is several times faster than two on a busy 2-core box.
-    torch.set_num_threads(int(os.environ.get("RLHF_TORCH_THREADS", "1")))
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    step = arguments[0] if arguments and arguments[0] in STEPS else None
-    parser = build_parser(step)
-    namespace = parser.parse_args(arguments[1:] if step else arguments)
-    cls, function, _ = STEPS[step] if step else (PipelineConfig, run_all, "")
-    try:
-        config = cls(**vars(namespace))
-    except ValueError as error:
-        parser.error(str(error))
-    try:
-        result = function(config)
-    except (PreferenceDataError, ModelLoadError, OSError) as error:
-        parser.error(str(error))
-    print(_headline(step, result))
-    return 0
-
-
-def _headline(step: str | None, result: dict[str, Any]) -> str:
+def _headline(result: dict[str, Any]) -> str:
+    """The headline numbers of a run or a step's result, as JSON."""
     keys = (
         "reward_model_held_out",
         "ppo",
@@ -219,10 +165,24 @@ def _headline(step: str | None, result: dict[str, Any]) -> str:
         "loss_last",
         "ties",
     )
-    import json
-
     return json.dumps({k: result[k] for k in keys if k in result}, indent=2)
 
 
+main = make_main(
+    {
+        "all": Command(PipelineConfig, run_all, "every step, outputs under --out (the default)"),
+        "base": Command(BasePolicyConfig, train_base_policy, "train the starting policy"),
+        "data": Command(DataConfig, make_preference_data, "sample and label preference pairs"),
+        "reward": Command(RewardConfig, train_reward_model, "train the Bradley-Terry reward model"),
+        "ppo": Command(PPOConfig, train_ppo, "PPO with a KL penalty against the reward model"),
+        "dpo": Command(DPOConfig, train_dpo, "DPO on the preference pairs"),
+    },
+    prog=PROG,
+    description=__doc__,
+    default="all",
+    user_errors=(PreferenceDataError, ModelLoadError, OSError),
+    show=_headline,
+)
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

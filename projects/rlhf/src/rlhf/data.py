@@ -1,5 +1,4 @@
-"""Preference and prompt datasets: JSONL, CSV or a saved ``datasets``
-directory.
+"""Preference and prompt datasets: JSONL, CSV or a saved ``datasets`` directory.
 
 Three row formats are understood, detected per row from its keys:
 
@@ -45,8 +44,7 @@ class PreferencePair:
 def ranking_to_pairs(
     prompt: str, responses: Sequence[str], scores: Sequence[float] | None = None
 ) -> list[PreferencePair]:
-    """All pairs of a ranking: ``responses`` best first, or ordered by
-    ``scores``.
+    """All pairs of a ranking: ``responses`` best first, or ordered by ``scores``.
 
     K responses give K*(K-1)/2 pairs; equal scores give no pair.
     """
@@ -64,8 +62,8 @@ def ranking_to_pairs(
 
 
 def split_hh_dialogue(chosen: str, rejected: str) -> PreferencePair:
-    """Split hh-rlhf dialogues into the shared prompt (through the last
-    ``Assistant:``) and the two final answers."""
+    """Split hh-rlhf dialogues into the shared prompt (through the last ``Assistant:``) and the two
+    final answers."""
     cut = chosen.rfind(HH_ASSISTANT)
     if cut < 0:
         raise ValueError(f"'chosen' has no {HH_ASSISTANT.strip()!r} turn.")
@@ -114,8 +112,7 @@ def row_to_pairs(row: dict[str, Any]) -> list[PreferencePair]:
 
 
 def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a ``.jsonl``/``.json`` lines file, a ``.csv`` file or a
-    ``datasets`` directory."""
+    """Rows of a ``.jsonl``/``.json`` lines file, a ``.csv`` file or a ``datasets`` directory."""
     source = Path(path)
     if not source.exists():
         raise PreferenceDataError(f"{source}: no such file or directory.")
@@ -157,8 +154,8 @@ def _dataset_rows(directory: Path) -> list[dict[str, Any]]:
 
 
 def load_preferences(path: str | os.PathLike[str]) -> list[PreferencePair]:
-    """Every preference pair in ``path``; a bad row raises
-    :class:`PreferenceDataError` naming it."""
+    """Every preference pair in ``path``; a bad row raises :class:`PreferenceDataError` naming
+    it."""
     pairs: list[PreferencePair] = []
     rows = read_rows(path)
     for number, row in enumerate(rows, 1):
@@ -172,8 +169,7 @@ def load_preferences(path: str | os.PathLike[str]) -> list[PreferencePair]:
 
 
 def load_prompts(path: str | os.PathLike[str]) -> list[str]:
-    """The ``prompt`` column of a prompt-only dataset (JSONL, CSV or
-    datasets)."""
+    """The ``prompt`` column of a prompt-only dataset (JSONL, CSV or datasets)."""
     prompts = []
     for number, row in enumerate(read_rows(path), 1):
         try:

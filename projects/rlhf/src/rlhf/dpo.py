@@ -1,5 +1,4 @@
-"""Direct preference optimisation against a frozen reference copy of the
-policy."""
+"""Direct preference optimisation against a frozen reference copy of the policy."""
 
 from __future__ import annotations
 
@@ -15,8 +14,9 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from ml_core import seed_everything, write_json_atomic
+from ml_core.cli import config_to_dict, require_positive
 from rlhf.data import PreferencePair, load_preferences
-from rlhf.jsonlog import JsonLinesLog, config_dict
+from rlhf.jsonlog import JsonLinesLog
 from rlhf.losses import dpo_loss
 from rlhf.models import (
     Tokenizer,
@@ -26,6 +26,7 @@ from rlhf.models import (
     save_model_dir,
     sequence_logprobs,
     set_eval,
+    use_torch_threads,
 )
 from rlhf.plots import save_curves
 from rlhf.task import labeler_score, make_prompts
@@ -33,24 +34,51 @@ from rlhf.task import labeler_score, make_prompts
 
 @dataclasses.dataclass(frozen=True)
 class DPOConfig:
+    """Direct preference optimisation of the policy against a frozen copy of itself."""
+
     out: Path = Path("runs/rlhf/dpo_policy")
+    """Directory for the policy, metrics.json and dpo_curves.png."""
+
     policy: Path = Path("runs/rlhf/base_policy")
+    """The starting policy (its frozen copy is the reference)."""
+
     train_data: Path = Path("runs/rlhf/data/train.jsonl")
+    """Preference pairs to train on (.jsonl, .csv or a datasets directory)."""
+
     test_data: Path = Path("runs/rlhf/data/test.jsonl")
+    """Held-out preference pairs for the implicit-reward accuracy."""
+
     beta: float = 0.1
+    """Strength of the implicit KL constraint to the reference."""
+
     steps: int = 500
+    """Optimiser steps."""
+
     batch_size: int = 32
+    """Pairs per step."""
+
     learning_rate: float = 1e-3
+    """AdamW learning rate."""
+
     comparison_samples: int = 8
+    """Answers per prompt that the labeler compares before and after DPO."""
+
     max_new_tokens: int = 10
+    """Longest sampled answer, in tokens."""
+
     seed: int = 0
+    """Seeds batch sampling and generation."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "comparison_samples", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
-        if self.beta <= 0 or self.learning_rate <= 0:
-            raise ValueError("--beta and --learning-rate must be positive.")
+        require_positive(
+            self,
+            "beta",
+            "steps",
+            "batch_size",
+            "learning_rate",
+            "comparison_samples",
+            "max_new_tokens",
+        )
 
 
 def frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
@@ -126,8 +154,8 @@ def evaluate_implicit_reward(
 def labeler_comparison(
     before: Sequence[tuple[str, str]], after: Sequence[tuple[str, str]]
 ) -> dict[str, float]:
-    """How often the labeler prefers the ``after`` answer to the ``before``
-    answer of the same prompt."""
+    """How often the labeler prefers the ``after`` answer to the ``before`` answer of the same
+    prompt."""
     wins = losses = ties = 0
     for (prompt, old), (same_prompt, new) in zip(before, after, strict=True):
         assert prompt == same_prompt
@@ -146,8 +174,8 @@ def labeler_comparison(
 
 
 def train_dpo(config: DPOConfig) -> dict[str, Any]:
-    """Train with DPO, evaluate on held-out pairs and against the starting
-    policy."""
+    """Train with DPO, evaluate on held-out pairs and against the starting policy."""
+    use_torch_threads()
     seed_everything(config.seed)
     train, test = load_preferences(config.train_data), load_preferences(config.test_data)
     policy, tokenizer = load_policy(config.policy)
@@ -179,7 +207,7 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
         for p, o, n in list(zip(prompts, old, new))[: len(make_prompts())]
     ]
     result = {
-        "config": config_dict(config),
+        "config": config_to_dict(config),
         "held_out_implicit_reward": held_out,
         "labeler_after_vs_before": comparison,
         "mean_labeler_score_before": sum(labeler_score(p, o) for p, o in zip(prompts, old))

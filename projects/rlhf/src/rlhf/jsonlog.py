@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Any
 
 
 class JsonLinesLog:
-    """Append one JSON object per line to ``path`` (truncated on open) and keep
-    the rows."""
+    """Append one JSON object per line to ``path`` (truncated on open) and keep the rows."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -38,8 +36,3 @@ class JsonLinesLog:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as JSON-ready values (paths as text)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}

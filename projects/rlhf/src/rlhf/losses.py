@@ -1,9 +1,8 @@
-"""The RLHF losses and PPO's advantage and KL pieces, each a small pure
-function.
+"""The RLHF losses and PPO's advantage and KL pieces, each a small pure function.
 
-Tensors of per-token quantities are ``(batch, response_length)``;
-``mask`` is 1.0 on response tokens that count and 0.0 on padding after
-the end of a response (prompt tokens never appear in these tensors).
+Tensors of per-token quantities are ``(batch, response_length)``; ``mask`` is 1.0 on response tokens
+that count and 0.0 on padding after the end of a response (prompt tokens never appear in these
+tensors).
 """
 
 from __future__ import annotations
@@ -18,22 +17,19 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def masked_whiten(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``values`` shifted and scaled to zero mean, unit variance over the
-    mask."""
+    """``values`` shifted and scaled to zero mean, unit variance over the mask."""
     mean = masked_mean(values, mask)
     variance = masked_mean((values - mean) ** 2, mask)
     return (values - mean) * torch.rsqrt(variance + 1e-8) * mask
 
 
 def standardize(values: torch.Tensor) -> torch.Tensor:
-    """``values`` shifted and scaled to zero mean and unit standard
-    deviation."""
+    """``values`` shifted and scaled to zero mean and unit standard deviation."""
     return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
-    """Pairwise reward-model loss: mean of ``-log sigmoid(r_chosen -
-    r_rejected)``."""
+    """Pairwise reward-model loss: mean of ``-log sigmoid(r_chosen - r_rejected)``."""
     return -F.logsigmoid(chosen - rejected).mean()
 
 

@@ -1,4 +1,4 @@
-"""PNG curves of a step's JSON-lines log, written atomically."""
+"""PNG curves of a step's JSON-lines log, written atomically (``ml_core.plotting``)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-
-from ml_core import atomic_output  # noqa: E402
+from ml_core.plotting import save_figure
 
 
 def save_curves(
@@ -30,6 +27,4 @@ def save_curves(
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=90)
-    plt.close(figure)
+    save_figure(figure, path, dpi=90)

@@ -1,5 +1,4 @@
-"""PPO against a reward model, with a per-token KL penalty to a frozen
-reference."""
+"""PPO against a reward model, with a per-token KL penalty to a frozen reference."""
 
 from __future__ import annotations
 
@@ -15,9 +14,10 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from ml_core import seed_everything, write_json_atomic
+from ml_core.cli import config_to_dict, require_fraction, require_non_negative, require_positive
 from rlhf.data import load_prompts
 from rlhf.dpo import frozen_copy
-from rlhf.jsonlog import JsonLinesLog, config_dict
+from rlhf.jsonlog import JsonLinesLog
 from rlhf.losses import (
     adaptive_kl_coef,
     clipped_policy_loss,
@@ -41,6 +41,7 @@ from rlhf.models import (
     save_model_dir,
     score_texts,
     token_logprobs,
+    use_torch_threads,
 )
 from rlhf.plots import save_curves
 from rlhf.task import labeler_score, make_prompts
@@ -48,43 +49,97 @@ from rlhf.task import labeler_score, make_prompts
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
+    """PPO of the policy (plus a value head) against the reward model, with a per-token KL penalty
+    to a frozen reference copy."""
+
     out: Path = Path("runs/rlhf/ppo_policy")
+    """Directory for the policy, metrics.json and ppo_curves.png."""
+
     policy: Path = Path("runs/rlhf/base_policy")
+    """The starting policy (its frozen copy is the reference)."""
+
     reward_model: Path = Path("runs/rlhf/reward_model")
+    """The trained reward model directory."""
+
     prompts: Path | None = None
+    """Prompt-only dataset with a 'prompt' column (unset: the task's prompts)."""
+
     steps: int = 40
+    """PPO steps (one rollout and its update each)."""
+
     batch_size: int = 64
+    """Answers sampled per step."""
+
     ppo_epochs: int = 4
+    """Passes over each rollout."""
+
     minibatch_size: int = 32
+    """Answers per gradient step."""
+
     learning_rate: float = 1e-3
+    """AdamW learning rate."""
+
     clip_range: float = 0.2
+    """PPO's policy-ratio clip."""
+
     value_clip_range: float = 0.2
+    """Clip of the value prediction's change."""
+
     value_coef: float = 0.1
+    """Weight of the value loss."""
+
     entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+
     gamma: float = 1.0
+    """Discount factor."""
+
     lam: float = 0.95
+    """GAE lambda."""
+
     normalize_scores: bool = True
+    """Standardise reward-model scores per batch."""
+
     kl_coef: float = 0.2
+    """Initial weight of the per-token KL penalty (0: no penalty)."""
+
     adaptive_kl: bool = True
+    """Adapt --kl-coef towards --kl-target (Ziegler et al.'s controller)."""
+
     kl_target: float = 6.0
+    """KL (nats per answer) the adaptive controller aims for."""
+
     kl_horizon: int = 500
+    """Horizon of the adaptive KL controller, in answers."""
+
     max_new_tokens: int = 10
+    """Longest sampled answer, in tokens."""
+
     seed: int = 0
+    """Seeds prompt choice, sampling and minibatch order."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "ppo_epochs", "minibatch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
-        if self.kl_coef < 0:
-            raise ValueError("--kl-coef must be >= 0.")
-        if self.kl_target <= 0 or self.kl_horizon < 1:
-            raise ValueError("--kl-target and --kl-horizon must be positive.")
+        require_positive(
+            self,
+            "steps",
+            "batch_size",
+            "ppo_epochs",
+            "minibatch_size",
+            "max_new_tokens",
+            "learning_rate",
+            "clip_range",
+            "value_clip_range",
+            "kl_target",
+            "kl_horizon",
+        )
+        require_non_negative(self, "kl_coef", "value_coef", "entropy_coef")
+        require_fraction(self, "gamma")
+        require_fraction(self, "lam", allow_zero=True)
 
 
 @dataclasses.dataclass
 class Batch:
-    """A rollout with everything PPO's update needs, fixed before the
-    update."""
+    """A rollout with everything PPO's update needs, fixed before the update."""
 
     rollout: Rollout
     old_logprobs: torch.Tensor
@@ -120,8 +175,7 @@ def make_batch(
     config: PPOConfig,
     kl_coef: float,
 ) -> tuple[Batch, dict[str, float]]:
-    """Old log-probs and values, KL-penalised rewards and GAE advantages of a
-    rollout."""
+    """Old log-probs and values, KL-penalised rewards and GAE advantages of a rollout."""
     mask = rollout.response_mask.float()
     logits, values = response_logits(policy, rollout)
     assert values is not None
@@ -146,8 +200,7 @@ def ppo_update(
     config: PPOConfig,
     generator: torch.Generator,
 ) -> dict[str, float]:
-    """``ppo_epochs`` passes of minibatch updates; returns mean losses and clip
-    fraction."""
+    """``ppo_epochs`` passes of minibatch updates; returns mean losses and clip fraction."""
     policy.train()
     totals: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clip_fraction": []}
     size = len(batch.rollout.prompts)
@@ -190,8 +243,8 @@ def sample_table(
 
 
 def train_ppo(config: PPOConfig) -> dict[str, Any]:
-    """Run PPO; logs one JSON line per step to ``<out>_log.jsonl`` and saves
-    the policy."""
+    """Run PPO; logs one JSON line per step to ``<out>_log.jsonl`` and saves the policy."""
+    use_torch_threads()
     seed_everything(config.seed)
     model, tokenizer = load_policy(config.policy)
     prompts = load_prompts(config.prompts) if config.prompts else make_prompts()
@@ -251,7 +304,7 @@ def train_ppo(config: PPOConfig) -> dict[str, Any]:
         for key in ("reward", "labeler_score", "kl", "entropy")
     }
     result = {
-        "config": config_dict(config),
+        "config": config_to_dict(config),
         "summary_first_last_5_steps": summary,
         "max_kl": max(row["kl"] for row in history),
         "distinct_completions_after": len({row["completion"] for row in after}),

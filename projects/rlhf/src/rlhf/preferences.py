@@ -1,5 +1,4 @@
-"""The embedded task's data step: label pairs of policy samples, write the
-datasets."""
+"""The embedded task's data step: label pairs of policy samples, write the datasets."""
 
 from __future__ import annotations
 
@@ -11,8 +10,9 @@ from typing import Any
 from tqdm import tqdm
 
 from ml_core import atomic_output, seed_everything
+from ml_core.cli import require_positive
 from rlhf.data import PreferencePair, write_jsonl
-from rlhf.models import load_policy, sample
+from rlhf.models import load_policy, sample, use_torch_threads
 from rlhf.task import LABELER_INSTRUCTIONS, label_pair, make_prompts
 
 INSTRUCTIONS_NAME = "labeler_instructions.md"
@@ -23,22 +23,33 @@ class DataConfig:
     """Sample two answers per prompt from ``policy``; the labeler picks one."""
 
     out: Path = Path("runs/rlhf/data")
+    """Directory for train.jsonl, test.jsonl, prompts.jsonl and the labeler's instructions."""
+
     policy: Path = Path("runs/rlhf/base_policy")
+    """The policy to sample answers from."""
+
     train_pairs: int = 6000
+    """Labelled pairs in train.jsonl."""
+
     test_pairs: int = 400
+    """Labelled pairs in test.jsonl."""
+
     batch_size: int = 256
+    """Prompts sampled at once."""
+
     max_new_tokens: int = 10
+    """Longest sampled answer, in tokens."""
+
     seed: int = 0
+    """Seeds prompt choice and sampling."""
 
     def __post_init__(self) -> None:
-        for name in ("train_pairs", "test_pairs", "batch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
+        require_positive(self, "train_pairs", "test_pairs", "batch_size", "max_new_tokens")
 
 
 def make_preference_data(config: DataConfig) -> dict[str, Any]:
-    """Write ``train.jsonl``, ``test.jsonl``, ``prompts.jsonl`` and the
-    labeler's instructions."""
+    """Write ``train.jsonl``, ``test.jsonl``, ``prompts.jsonl`` and the labeler's instructions."""
+    use_torch_threads()
     seed_everything(config.seed)
     model, tokenizer = load_policy(config.policy)
     rng = random.Random(config.seed)

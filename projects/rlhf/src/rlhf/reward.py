@@ -1,5 +1,4 @@
-"""Reward model: a sequence classifier on the shared model, trained with the
-Bradley-Terry loss."""
+"""Reward model: a sequence classifier on the shared model, trained with the Bradley-Terry loss."""
 
 from __future__ import annotations
 
@@ -14,8 +13,9 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 from ml_core import seed_everything, write_json_atomic
+from ml_core.cli import config_to_dict, require_positive
 from rlhf.data import PreferencePair, load_preferences
-from rlhf.jsonlog import JsonLinesLog, config_dict
+from rlhf.jsonlog import JsonLinesLog
 from rlhf.losses import bradley_terry_loss
 from rlhf.models import (
     Tokenizer,
@@ -24,27 +24,42 @@ from rlhf.models import (
     load_reward_model,
     save_model_dir,
     set_eval,
+    use_torch_threads,
 )
 from rlhf.plots import save_curves
 
 
 @dataclasses.dataclass(frozen=True)
 class RewardConfig:
+    """A one-output sequence classifier on the policy's weights, trained with the Bradley-Terry
+    loss."""
+
     out: Path = Path("runs/rlhf/reward_model")
+    """Directory for the reward model, metrics.json and reward_curves.png."""
+
     policy: Path = Path("runs/rlhf/base_policy")
+    """The model (and tokenizer) the reward model starts from."""
+
     train_data: Path = Path("runs/rlhf/data/train.jsonl")
+    """Preference pairs to train on (.jsonl, .csv or a datasets directory)."""
+
     test_data: Path = Path("runs/rlhf/data/test.jsonl")
+    """Held-out preference pairs for the accuracy."""
+
     steps: int = 1200
+    """Optimiser steps."""
+
     batch_size: int = 64
+    """Pairs per step."""
+
     learning_rate: float = 3e-3
+    """AdamW learning rate."""
+
     seed: int = 0
+    """Seeds batch sampling."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1.")
-        if self.learning_rate <= 0:
-            raise ValueError("--learning-rate must be positive.")
+        require_positive(self, "steps", "batch_size", "learning_rate")
 
 
 def pair_rewards(
@@ -64,8 +79,7 @@ def reward_step(
     optimizer: torch.optim.Optimizer,
     pairs: Sequence[PreferencePair],
 ) -> dict[str, float]:
-    """One Bradley-Terry optimisation step; returns loss, accuracy and
-    margin."""
+    """One Bradley-Terry optimisation step; returns loss, accuracy and margin."""
     model.train()
     chosen, rejected = pair_rewards(model, tokenizer, pairs)
     loss = bradley_terry_loss(chosen, rejected)
@@ -88,8 +102,7 @@ def evaluate_reward_model(
     pairs: Sequence[PreferencePair],
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """Held-out pairwise accuracy (chosen scored higher), mean margin and
-    loss."""
+    """Held-out pairwise accuracy (chosen scored higher), mean margin and loss."""
     set_eval(model)
     margins = []
     for start in range(0, len(pairs), batch_size):
@@ -105,8 +118,8 @@ def evaluate_reward_model(
 
 
 def train_reward_model(config: RewardConfig) -> dict[str, Any]:
-    """Train, evaluate and save the reward model; logs ``reward_log.jsonl`` per
-    step."""
+    """Train, evaluate and save the reward model; logs ``reward_log.jsonl`` per step."""
+    use_torch_threads()
     seed_everything(config.seed)
     train, test = load_preferences(config.train_data), load_preferences(config.test_data)
     _, tokenizer = load_policy(config.policy)
@@ -123,6 +136,6 @@ def train_reward_model(config: RewardConfig) -> dict[str, Any]:
     after = evaluate_reward_model(model, tokenizer, test)
     save_model_dir(model, tokenizer, out)
     save_curves(history, ("loss", "accuracy", "margin"), out / "reward_curves.png", "reward model")
-    metrics = {"config": config_dict(config), "held_out_before": before, "held_out": after}
+    metrics = {"config": config_to_dict(config), "held_out_before": before, "held_out": after}
     write_json_atomic(out / "metrics.json", metrics)
     return metrics

@@ -1,9 +1,8 @@
-"""The embedded synthetic task: prompts, a random answer generator and a rule-
-based "labeler".
+"""The embedded synthetic task: prompts, a random answer generator and a rule- based "labeler".
 
-The labeler stands in for human annotators: it follows the written
-:data:`LABELER_INSTRUCTIONS` exactly, so every preference has a ground
-truth and a tiny model can learn the task on a CPU in minutes.
+The labeler stands in for human annotators: it follows the written :data:`LABELER_INSTRUCTIONS`
+exactly, so every preference has a ground truth and a tiny model can learn the task on a CPU in
+minutes.
 """
 
 from __future__ import annotations
@@ -48,8 +47,7 @@ def prompt_topic(prompt: str) -> str | None:
 
 
 def labeler_score(prompt: str, completion: str) -> float:
-    """The labeler's score of ``completion`` for ``prompt`` (see
-    :data:`LABELER_INSTRUCTIONS`)."""
+    """The labeler's score of ``completion`` for ``prompt`` (see :data:`LABELER_INSTRUCTIONS`)."""
     words = completion.split()
     topic = prompt_topic(prompt)
     score = -0.2 * len(words)
@@ -71,11 +69,10 @@ def label_pair(prompt: str, first: str, second: str) -> tuple[str, str] | None:
 
 
 def random_completion(prompt: str, rng: random.Random) -> str:
-    """An answer of 1-7 words drawn from the task's vocabulary, good or bad
-    alike.
+    """An answer of 1-7 words drawn from the task's vocabulary, good or bad alike.
 
-    The starting policy is trained to imitate these, so it begins as a
-    broad mix of polite, rude, on- and off-topic answers.
+    The starting policy is trained to imitate these, so it begins as a broad mix of polite, rude,
+    on- and off-topic answers.
     """
     topic = prompt_topic(prompt) or rng.choice(TOPICS)
     words = []

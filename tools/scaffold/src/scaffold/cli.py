@@ -56,6 +56,7 @@ class NewProjectConfig:
 
     root: Path | None = None
     """Repository root (default: the nearest parent directory with a BUILD_ROOT file)"""
+
     lock: bool = True
     """Generate the lockfile (--no-lock leaves it to you: nothing builds until you do)"""
 
@@ -304,7 +305,8 @@ def _readme(config: NewProjectConfig, values: dict[str, str]) -> str:
     if config.lm:
         model_note = (
             "\nThe `tiny` preset has random weights, so its completions are noise until you point "
-            "`--model` at a trained model (e.g. `./pants run libs/lm:pretrain -- --out runs/lm-tiny`).\n"
+            "`--model` at a trained model\n(e.g. `./pants run libs/lm:pretrain -- --out "
+            "runs/lm-tiny`).\n"
         )
     return templates.README.substitute(
         values,
@@ -313,6 +315,7 @@ def _readme(config: NewProjectConfig, values: dict[str, str]) -> str:
         package_line=package_line.replace("$$", "$"),
         model_note=model_note,
     )
+
 
 class Transaction:
     """Writes files and remembers how to undo each write."""
@@ -404,7 +407,8 @@ def run(config: NewProjectConfig) -> Path:
 
 def _next_steps(config: NewProjectConfig, directory: Path) -> str:
     lines = [
-        f"new-project: made {directory}/ (resolve {config.name!r}, package {config.package!r}). Next:",
+        f"new-project: made {directory}/ (resolve {config.name!r}, "
+        f"package {config.package!r}). Next:",
         f"  ./pants test {directory}::",
         f"  ./pants run {directory}:{config.name} -- --help",
     ]

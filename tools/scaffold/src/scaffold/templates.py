@@ -44,7 +44,8 @@ SOURCES_BUILD = "python_sources()\n"
 TESTS_BUILD = "python_tests()\n"
 
 REQUIREMENTS_HEADER = Template("""\
-# Requirements of $location/$name, locked in $name.lock (./pants generate-lockfiles --resolve=$name).
+# Requirements of $location/$name, locked in $name.lock
+# (./pants generate-lockfiles --resolve=$name after an edit).
 """)
 REQUIREMENTS_BASE = """\
 numpy>=2.0
