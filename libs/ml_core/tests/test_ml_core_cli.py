@@ -57,6 +57,8 @@ class InputConfig:
 def run_train(config: TrainConfig) -> dict[str, Any]:
     if config.limit == 0:
         raise CheckFailed("limit 0 reached")
+    if config.limit == -1:
+        raise ConfigError("limit", "is not available on this machine")
     return {"config": config_to_dict(config)}
 
 
@@ -124,6 +126,8 @@ def test_exit_codes_ok_failed_check_and_user_error(
 
     assert main(["--limit", "0"]) == 1
     assert "train: check failed: limit 0 reached" in capsys.readouterr().err
+    assert main(["--limit", "-1"]) == 2
+    assert "train: error: --limit: is not available on this machine" in capsys.readouterr().err
 
     select = make_main(Command(InputConfig, run_input), prog="select", user_errors=(MissingInput,))
     missing = tmp_path / "nope.csv"

@@ -327,7 +327,7 @@ class _Repeatable(argparse.Action):
         values: Any,
         option_string: str | None = None,
     ) -> None:
-        seen = getattr(namespace, "_repeatable_seen", set())
+        seen: set[str] = getattr(namespace, "_repeatable_seen", set())
         current = list(getattr(namespace, self.dest)) if self.dest in seen else []
         setattr(namespace, self.dest, current + list(values))
         seen.add(self.dest)
@@ -444,8 +444,8 @@ def config_from_namespace(parser: argparse.ArgumentParser, namespace: argparse.N
         parser.error(str(error))
 
 
-def _flag_name(parser: _Parser, field: str) -> str:
-    for opt in parser.options:
+def _flag_name(parser: argparse.ArgumentParser, field: str) -> str:
+    for opt in parser.options if isinstance(parser, _Parser) else ():
         if opt.dest == field:
             return opt.flag or opt.field.name.upper()
     return "--" + field.replace("_", "-")
@@ -538,6 +538,10 @@ def make_main(
         except CheckFailed as failure:
             print(f"{parser.prog}: check failed: {failure}", file=sys.stderr)
             return EXIT_FAILED
+        except ConfigError as error:  # a value found unusable only at run time (a device)
+            flag = _flag_name(parser, error.field)
+            print(f"{parser.prog}: error: {flag}: {error.message}", file=sys.stderr)
+            return EXIT_USAGE
         except user_errors as error:
             print(f"{parser.prog}: error: {error}", file=sys.stderr)
             return EXIT_USAGE
