@@ -64,7 +64,7 @@ def test_early_stopping_counts_epochs_without_improvement() -> None:
         (["--batch-size", "x"], "train: error: argument --batch-size: invalid int value: 'x'"),
         (["--epoch", "2"], "train: error: unrecognized arguments: --epoch"),
         (["--data", "/nonexistent/mnist"], "does not exist"),
-        (["--device", "tpu"], "train: error: device: Unknown device 'tpu'"),
+        (["--device", "tpu"], "train: error: --device: Unknown device 'tpu'"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message_naming_the_flag(
