@@ -72,13 +72,14 @@ scenario "readme-only" "echo >> README.md"
 scenario "mnist-only" "echo '# e2e' >> projects/mnist/src/mnist/model.py" ml-monorepo/mnist-train
 scenario "feature-selection-lockfile" "echo >> 3rdparty/python/feature-selection.lock" \
   ml-monorepo/feature-selection
-# ml_core (its CLI helper, timer, metadata) is shared by every deployable.
-scenario "shared-lib" "echo '# e2e' >> libs/ml_core/src/ml_core/timer.py" \
-  ml-monorepo/mnist-train ml-monorepo/feature-selection ml-monorepo/kv-serve
 # libs/lm is shared by kv-serve and by projects that have no image, not by mnist or
 # feature-selection: only kv-serve's image is rebuilt.
 scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" ml-monorepo/kv-serve
+# ml_core (its CLI helper, timer, metadata) is shared by every deployable.
+scenario "shared-lib" "echo '# e2e' >> libs/ml_core/src/ml_core/timer.py" \
+  ml-monorepo/mnist-train ml-monorepo/feature-selection ml-monorepo/kv-serve
 
+# The last scenario (shared-lib) published feature-selection with HEAD's short SHA.
 image="$registry/ml-monorepo/feature-selection:$(git rev-parse --short HEAD)"
 podman rmi -f "$image" >/dev/null 2>&1 || true
 podman pull -q "$image" >/dev/null
