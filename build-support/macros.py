@@ -7,16 +7,19 @@
 # project that owns it. `./pants run tools/scaffold:new-project -- <name>` writes all three.
 #
 # One row per project resolve: its name, then what its lockfile gives shared code: "torch" (CPU
-# torch, for libs/ml_core's device module) and "lm" (torch + transformers, for libs/lm).
+# torch, for libs/ml_core's device module), "lm" (torch + transformers, for libs/lm) and
+# "vision" (torch + matplotlib, for libs/vision: the digit data, the CNN, its training loop).
 # (Prelude values must be hashable, hence tuples rather than a dict.)
 PROJECT_RESOLVES = (
     # The shared libs' own tests and binaries, and the repository's tools: no project's.
     ("libs", "torch", "lm"),
-    ("mnist", "torch"),
+    ("mnist", "torch", "vision"),
     ("feature-selection",),
     ("neuron-audit", "torch", "lm"),
     ("kv-serve", "torch", "lm"),
     ("rlhf", "torch", "lm"),
+    ("adversarial", "torch", "vision"),
+    ("few-shot", "torch", "lm"),
 )
 # Pinned tool versions (pytest, mypy, black/isort/flake8/docformatter); no code builds in them.
 TOOL_RESOLVES = ("pytest", "mypy", "lint")
@@ -24,6 +27,7 @@ TOOL_RESOLVES = ("pytest", "mypy", "lint")
 ALL_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES)
 TORCH_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "torch" in row[1:])
 LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
+VISION_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "vision" in row[1:])
 
 
 def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwargs):
