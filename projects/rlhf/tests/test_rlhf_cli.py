@@ -6,7 +6,7 @@ import rlhf_testing  # noqa: F401  (one torch thread)
 import torch
 
 from rlhf.cli import main
-from rlhf.models import TORCH_THREADS_ENV_VAR, use_torch_threads
+from rlhf.models import use_torch_threads
 
 
 def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> None:
@@ -73,8 +73,8 @@ def test_help_lists_the_steps_and_their_documented_options(
     assert "--hacking-check, --no-hacking-check" in capsys.readouterr().out
 
 
-def test_torch_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TORCH_THREADS_ENV_VAR, "2")
+def test_torch_threads_follow_the_shared_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ML_THREADS", "2")
     assert use_torch_threads() == 2 and torch.get_num_threads() == 2
-    monkeypatch.delenv(TORCH_THREADS_ENV_VAR)
+    monkeypatch.setenv("ML_THREADS", "1")
     assert use_torch_threads() == 1 and torch.get_num_threads() == 1

@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
+from ml_core.threads import configure_threads
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -529,10 +531,26 @@ def make_main(
                 description=command_description or inspect.getdoc(command.config),
                 env_prefix=env_prefix,
             )
+            own_threads_flag = not any(
+                opt.dest == "threads" for opt in getattr(parser, "options", ())
+            )
+            if own_threads_flag:
+                parser.add_argument(
+                    "--threads",
+                    type=int,
+                    default=None,
+                    metavar="N",
+                    help="compute threads for torch and BLAS (default: $ML_THREADS, else "
+                    "$OMP_NUM_THREADS, else half the CPUs this process may use)",
+                )
             namespace = parser.parse_args(rest)
             config = config_from_namespace(parser, namespace)
+            configure_threads(namespace.threads if own_threads_flag else None)
         except SystemExit as exit_:
             return int(exit_.code) if isinstance(exit_.code, int) else EXIT_USAGE
+        except ValueError as error:  # an unusable --threads, $ML_THREADS or $OMP_NUM_THREADS
+            print(f"{parser.prog}: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
         try:
             result = command.run(config)
         except CheckFailed as failure:

@@ -20,10 +20,10 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from lm import PRESETS, build_model, load_model, load_tokenizer, preset_names, train_tokenizer
 from ml_core.cli import require, require_positive
+from ml_core.threads import configure_threads
 from rlhf.task import task_corpus
 
 Tokenizer = PreTrainedTokenizerBase
-TORCH_THREADS_ENV_VAR = "RLHF_TORCH_THREADS"
 
 
 def save_model_dir(
@@ -160,14 +160,14 @@ def require_preset(config: Any) -> None:
 
 
 def use_torch_threads() -> int:
-    """Set torch's intra-op threads from ``$RLHF_TORCH_THREADS`` (default 1) and return the number.
+    """Apply the repository's threading policy (``ml_core.threads``: ``--threads``, ``$ML_THREADS``,
+    ``$OMP_NUM_THREADS``, else half the usable CPUs) and return the count.
 
-    These models are tiny: one thread is several times faster per step
-    than two on a busy 2-core machine. Every step's run calls this first.
+    These models are tiny: one thread is several times faster per step than two on a busy
+    2-core machine, which is what the policy picks there. Every step's run calls this first, so
+    a step run from Python follows the same policy as the command line.
     """
-    threads = int(os.environ.get(TORCH_THREADS_ENV_VAR, "1"))
-    torch.set_num_threads(threads)
-    return threads
+    return configure_threads().threads
 
 
 def task_tokenizer(seed: int = 0) -> Tokenizer:
