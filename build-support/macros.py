@@ -69,7 +69,8 @@ def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwarg
     docker_image(
         name=name,
         instructions=instructions,
-        dependencies=[":" + pex],
+        # The prelude, pants.toml and the launcher shape the image too: see the root BUILD.
+        dependencies=[":" + pex, "//:image-definition"],
         image_tags=["latest", "{build_args.GIT_COMMIT}"],
         **kwargs,
     )

@@ -4,7 +4,8 @@
 #   ./pants --changed-since=main --changed-dependents=transitive \
 #     --filter-target-type=docker_image publish
 # with the commit's short SHA as a tag, then asks the registry's HTTP API which images got
-# that tag. Finally it pulls a published image and runs its entry point.
+# that tag: any image missing is a false negative, any extra one a false positive. Finally it
+# pulls a published image and runs its entry point.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 registry="127.0.0.1:5000"
@@ -72,6 +73,12 @@ scenario "readme-only" "echo >> README.md"
 scenario "mnist-only" "echo '# e2e' >> projects/mnist/src/mnist/model.py" ml-monorepo/mnist-train
 scenario "feature-selection-lockfile" "echo >> 3rdparty/python/feature-selection.lock" \
   ml-monorepo/feature-selection
+# A test of a shared lib is packed into no image.
+scenario "lib-test-only" "echo '# e2e' >> libs/ml_core/tests/test_ml_core_cli.py"
+# The BUILD prelude writes every Dockerfile; pants.toml holds [docker] (build args, registries).
+# No import reaches them: every docker_image depends on //:image-definition, which owns them.
+scenario "prelude" "echo '# e2e' >> build-support/macros.py" "${all_images[@]}"
+scenario "pants-config" "sed -i 's/^default_repository = .*/&  # e2e/' pants.toml" "${all_images[@]}"
 # libs/lm is shared by kv-serve and by projects that have no image, not by mnist or
 # feature-selection: only kv-serve's image is rebuilt.
 scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" ml-monorepo/kv-serve

@@ -11,11 +11,12 @@ from __future__ import annotations
 from string import Template
 
 BUILD_ROOT_FILE = Template("""\
-# Its own tree, the shared libs and its requirements; nothing from another project or service.
-__dependencies_rules__(("*", "/**", "//libs/**", "//3rdparty/**", "!*"))
+# Its own tree, the shared libs, its requirements and (for an image) the image definition.
+__dependencies_rules__(("*", "/**", "//libs/**", "//3rdparty/**", "//:image-definition", "!*"))
 
-# Every Python target below this directory builds in the project's own resolve.
-__defaults__(all=dict(resolve="$name"))
+# Every Python target below this directory builds in the project's own resolve (extending the
+# root BUILD's defaults: test files of one resolve share a pytest process).
+__defaults__(all=dict(resolve="$name"), extend=True)
 
 # ./pants run $location/$name:$name -- --help
 pex_binary(
