@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mnist import benchmark, evaluate
-from mnist.train import EarlyStopping
 from mnist.train import main as train_main
+from vision.training import EarlyStopping
 
 
 def test_training_learns_and_writes_traceable_outputs(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Attacks and defences on the digit classifier."""
+"""Attacks and defences on the digit classifier (the shared :mod:`vision` CNN)."""
 
-from adversarial.core import Model, make_data, train
+from adversarial.attacks import ATTACK_NAMES, FGSMConfig, PGDConfig, SimBAConfig, fgsm, pgd, simba
 
-__all__ = ["Model", "make_data", "train"]
+__all__ = ["ATTACK_NAMES", "FGSMConfig", "PGDConfig", "SimBAConfig", "fgsm", "pgd", "simba"]

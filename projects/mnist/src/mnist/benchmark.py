@@ -23,8 +23,8 @@ from ml_core.cli import (
     require_fraction,
     require_positive,
 )
-from mnist.data import DataError
 from mnist.train import PACKAGES, TrainConfig, train
+from vision.data import DataError
 
 ACCURACY_TARGET = 0.98
 SECONDS_TARGET = 60.0

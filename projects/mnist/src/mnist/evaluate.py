@@ -3,48 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ml_core import collect_run_metadata, write_json_atomic
 from ml_core.cli import Command, ConfigError, make_main, option, positional
-from mnist.data import DataError, load_data
-from mnist.model import DigitCNN, ModelConfig
 from mnist.plots import save_confusion_matrix
-from mnist.train import PACKAGES, choose_device, evaluate_model
+from mnist.train import PACKAGES, choose_device
+from vision.checkpoint import CheckpointError, load_checkpoint
+from vision.data import DataError, load_data
+from vision.training import evaluate_model
 
-
-class CheckpointError(ValueError):
-    """The checkpoint is missing or was not written by mnist.train."""
-
-
-def load_checkpoint(
-    path: str | os.PathLike[str], device: torch.device | None = None
-) -> tuple[DigitCNN, dict[str, Any]]:
-    """Rebuild the model saved by ``mnist.train`` and return it with the checkpoint dict."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=device or "cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a corrupt or foreign file
-        raise CheckpointError(f"{path} is not a readable torch checkpoint: {error}") from None
-    if not isinstance(checkpoint, dict) or not {"model_state", "model_config"} <= checkpoint.keys():
-        raise CheckpointError(
-            f"{path} was not written by mnist.train (no model_state/model_config)."
-        )
-    model = DigitCNN(ModelConfig.from_dict(checkpoint["model_config"]))
-    model.load_state_dict(checkpoint["model_state"])
-    if device is not None:
-        model.to(device)
-    model.eval()
-    return model, checkpoint
+__all__ = ["CheckpointError", "EvaluateConfig", "evaluate", "load_checkpoint", "main"]
 
 
 @dataclasses.dataclass(frozen=True)

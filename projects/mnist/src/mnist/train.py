@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -27,12 +26,13 @@ from ml_core.cli import (
     require_positive,
 )
 from ml_core.device import select_device
-from mnist.data import DataError, Split, load_data
 from mnist.distributed import DistributedContext, broadcast_buffers, init_distributed, shutdown
-from mnist.model import DigitCNN, ModelConfig
 from mnist.plots import save_confusion_matrix, save_training_curves
+from vision.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from vision.data import DataError, load_data
+from vision.model import DigitCNN, ModelConfig
+from vision.training import EarlyStopping, Evaluation, evaluate_model, random_shift, tensors
 
-CHECKPOINT_NAME = "model.pt"
 METRICS_NAME = "metrics.json"
 PACKAGES = ("torch", "numpy", "scikit-learn", "matplotlib")
 
@@ -84,53 +84,6 @@ class TrainConfig:
         require_non_negative(self, "weight_decay", "shift_pixels")
 
 
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-    confusion: np.ndarray
-
-
-class EarlyStopping:
-    """Stop after ``patience`` epochs without a new best validation loss."""
-
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
-        self.best_loss = float("inf")
-        self.best_epoch = 0
-        self.stale_epochs = 0
-
-    def update(self, epoch: int, loss: float) -> bool:
-        """Record an epoch's loss; return True when it is a new best."""
-        if loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.stale_epochs = loss, epoch, 0
-            return True
-        self.stale_epochs += 1
-        return False
-
-    def should_stop(self) -> bool:
-        return self.stale_epochs >= self.patience
-
-
-def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each (N, H, W) image by up to ``max_shift`` pixels, filling with zeros.
-
-    Handwriting is not centred the same way twice; small shifts are the cheapest augmentation that
-    teaches the CNN so, and they keep 8x8 digits legible.
-    """
-    if max_shift == 0:
-        return images
-    height, width = images.shape[-2:]
-    padded = nn.functional.pad(images, (max_shift,) * 4)
-    offsets = torch.randint(0, 2 * max_shift + 1, (len(images), 2), generator=generator)
-    return torch.stack(
-        [
-            padded[i, dy : dy + height, dx : dx + width]
-            for i, (dy, dx) in enumerate(offsets.tolist())
-        ]
-    )
-
-
 def choose_device(name: str | None) -> torch.device:
     """``select_device(name)``, with an unknown or unavailable device reported as a bad
     ``--device``."""
@@ -138,28 +91,6 @@ def choose_device(name: str | None) -> torch.device:
         return select_device(name)
     except ValueError as error:
         raise ConfigError("device", str(error)) from None
-
-
-def _tensors(split: Split) -> TensorDataset:
-    return TensorDataset(torch.from_numpy(split.images), torch.from_numpy(split.labels))
-
-
-@torch.no_grad()
-def evaluate_model(
-    model: nn.Module, split: Split, device: torch.device, batch_size: int = 512
-) -> Evaluation:
-    """Mean cross-entropy, accuracy and confusion matrix of ``model`` on ``split``."""
-    model.eval()
-    total_loss = 0.0
-    num_classes = 10
-    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for images, labels in DataLoader(_tensors(split), batch_size=batch_size):
-        logits = model(images.to(device))
-        total_loss += float(nn.functional.cross_entropy(logits, labels.to(device), reduction="sum"))
-        predictions = logits.argmax(dim=1).cpu().numpy()
-        np.add.at(confusion, (labels.numpy(), predictions), 1)
-    count = max(len(split), 1)
-    return Evaluation(total_loss / count, float(np.trace(confusion)) / count, confusion)
 
 
 def _sampler(
@@ -212,7 +143,7 @@ def _train(
         trained.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    train_set = _tensors(data.train)
+    train_set = tensors(data.train)
     sampler = _sampler(train_set, config, context)
     loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler)
 
@@ -314,15 +245,13 @@ def _write_outputs(
     out: Path, model: DigitCNN, model_config: ModelConfig, metrics: dict[str, Any], test: Evaluation
 ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = {
-        "model_state": {key: value.cpu() for key, value in model.state_dict().items()},
-        "model_config": model_config.to_dict(),
-        "best_epoch": metrics["best_epoch"],
-        "test_accuracy": metrics["test_accuracy"],
-        "run": metrics["run"],
-    }
-    with atomic_output(out / CHECKPOINT_NAME) as temporary:
-        torch.save(checkpoint, temporary)
+    save_checkpoint(
+        out / CHECKPOINT_NAME,
+        model,
+        best_epoch=metrics["best_epoch"],
+        test_accuracy=metrics["test_accuracy"],
+        run=metrics["run"],
+    )
     save_confusion_matrix(
         test.confusion, out / "confusion_matrix.png", f"test accuracy {test.accuracy:.4f}"
     )

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist.data import DataError, load_data, load_mnist_idx, read_idx, write_idx
+from vision.data import DataError, load_data, load_mnist_idx, read_idx, write_idx
 
 
 def _write_fake_mnist(directory: Path, *, gz: bool, train: int = 30, test: int = 10) -> None:
