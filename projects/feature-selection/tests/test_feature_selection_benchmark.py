@@ -32,11 +32,13 @@ def record(kind: str = "synthetic") -> dict[str, Any]:
 
 
 def test_scores_precision_recall_f1() -> None:
-    assert scores(["a", "b", "x"], {"a", "b", "c", "d"}) == {
-        "precision": 2 / 3,
+    assert scores(["a", "b", "x", "perm_a"], {"a", "b", "c", "d"}, {"perm_a"}) == {
+        "precision": 0.5,
         "recall": 0.5,
-        "f1": 2 * (2 / 3) * 0.5 / (2 / 3 + 0.5),
-        "n_selected": 3,
+        "f1": 0.5,
+        "n_selected": 4,
+        "noise_kept": 2,
+        "permuted_kept": 1,
     }
     assert scores([], {"a"})["precision"] == 0.0  # an empty selection scores 0
 
@@ -87,12 +89,17 @@ def test_the_default_voting_row_is_the_select_clis_default_vote() -> None:
 
 def test_datasets_know_their_relevant_columns() -> None:
     synthetic = synthetic_datasets([0], [20])
-    assert [d.name for d in synthetic] == ["clf p=20 seed=0", "reg p=50 seed=0"]
+    assert [d.name for d in synthetic] == ["clf p=25 seed=0", "reg p=55 seed=0"]
     assert synthetic[0].relevant == {f"f{i}" for i in range(7)}
+    # Permuted copies of relevant columns: same values, another order.
+    assert synthetic[0].permuted == {f"perm_f{i}" for i in range(5)}
+    copy, source = synthetic[0].X["perm_f0"], synthetic[0].X["f0"]
+    assert sorted(copy) == sorted(source) and not copy.equals(source)
     real = real_datasets(4, [0, 1])
     assert len(real) == 6
     wine = [d for d in real if d.name.startswith("wine")]
     assert wine[0].relevant == set(wine[0].X.columns[:13])
+    assert wine[0].permuted == {"noise1", "noise3"}
     # Another seed draws other noise columns.
     assert not wine[0].X["noise0"].equals(wine[1].X["noise0"])
 
@@ -100,13 +107,23 @@ def test_datasets_know_their_relevant_columns() -> None:
 def test_benchmark_main_saves_selections_and_rescores(tmp_path: Path) -> None:
     argv = ["--seeds", "0", "--sizes", "20", "--real-seeds", "--methods", "anova"]
     argv += ["--voters", "association,l1", "--threshold", "0.0", "--boruta-max-iter", "5"]
+    argv += ["--no-check-voting-best"]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 0
     saved = json.loads((tmp_path / "run" / "selections.json").read_text())["selections"]
-    assert [s["dataset"] for s in saved] == ["clf p=20 seed=0", "reg p=50 seed=0"]
+    assert [s["dataset"] for s in saved] == ["clf p=25 seed=0", "reg p=55 seed=0"]
     for selection in saved:
         union = set(selection["kept"]["association"]) | set(selection["kept"]["l1"])
-        assert set(selection["kept"]["voting"]) == union
         assert set(selection["kept"]) == {"association", "l1", "anova", "voting"}
+        assert set(selection["kept"]["voting"]) == union
+        # Downstream CV score per selection and on every column.
+        assert set(selection["cv_score"]) == set(selection["kept"])
+        assert 0.5 < selection["cv_score"]["association"] <= 1.0
+    assert 0.5 < saved[0]["cv_score_all"] <= 1.0
+    partial = json.loads((tmp_path / "run" / "partial.json").read_text())
+    assert partial["done"] == partial["total"] == 2
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert "permuted_kept" in summary["summary"][0] and "cv_score" in summary["summary"][0]
+    assert summary["target_report"][0].startswith("target: ")
     rescored = tmp_path / "rescored"
     rescore_argv = ["--voters", "association", "--threshold", "0.5", "--grid"]
     selections = str(tmp_path / "run" / "selections.json")
@@ -170,4 +187,25 @@ def test_rescoring_a_voter_without_saved_selections_exits_2(
     selections = str(write_selections(tmp_path / "selections.json"))
     argv = ["--rescore", selections, "--voters", "rfecv", "--out", str(tmp_path / "out")]
     assert main(argv) == 2
-    assert "no saved selection for ['rfecv']" in capsys.readouterr().err
+    assert "'rfecv' is missing from that selections file" in capsys.readouterr().err
+
+
+def test_rescoring_with_a_known_method_absent_from_the_file_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    selections = str(write_selections(tmp_path / "selections.json"))
+    argv = ["--rescore", selections, "--voters", "association,forward"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "'forward' is missing from that selections file" in err
+    assert "unknown" not in err and "It holds: association, boruta, l1" in err
+
+
+def test_presets_and_quick_mode_choose_the_voters_and_datasets() -> None:
+    article = BenchmarkConfig(preset="article")
+    assert article.voter_names == ["association", "mutual_info", "l1", "rfecv", "boruta"]
+    assert article.vote_threshold == 0.5
+    assert BenchmarkConfig(preset="article", threshold=0.0).vote_threshold == 0.0
+    seeds, real_seeds, sizes, methods = BenchmarkConfig(quick=True).plan()
+    assert (seeds, real_seeds, sizes) == ((0,), (0,), (20,))
+    assert "forward" not in methods and "boruta_direct" not in methods

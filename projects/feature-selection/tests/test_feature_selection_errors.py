@@ -60,7 +60,7 @@ def test_cv_needs_enough_rows_per_class() -> None:
 
 def test_target_problems() -> None:
     X, y = split(classification_table())
-    with pytest.raises(FeatureSelectionError, match="needs a target"):
+    with pytest.raises(FeatureSelectionError, match="requires y to be passed"):
         FilterSelector("pearson").fit(X)
     with pytest.raises(FeatureSelectionError, match="missing values in 1 rows"):
         FilterSelector("pearson").fit(X, y.astype(float).where(y.index != 0))

@@ -59,18 +59,82 @@ def constant_columns(frame: pd.DataFrame) -> list[str]:
     return [str(name) for name in frame.columns if frame[name].nunique(dropna=True) <= 1]
 
 
-def resolve_task(task: str, y: pd.Series) -> Task:
-    """``auto`` means classification for label-like targets (sklearn's type_of_target)."""
+# A numeric target with more distinct values than this is a quantity to regress on, even when
+# every value is a whole number (sklearn's diabetes target: 214 integer-valued floats).
+MAX_CLASSES = 20
+
+
+def explain_task(task: str, y: pd.Series) -> tuple[Task, str]:
+    """The task for ``y`` and, in words, why it was chosen.
+
+    ``auto``: classification for non-numeric or boolean targets, for targets with two values, and
+    for whole-number targets with at most ``MAX_CLASSES`` distinct values; regression for numeric
+    targets with fractional values or more distinct values than that.
+    """
     if task in ("classification", "regression"):
-        return "classification" if task == "classification" else "regression"
+        chosen: Task = "classification" if task == "classification" else "regression"
+        return chosen, f"--task {task} was given"
     if task != "auto":
         raise FeatureSelectionError(
             f"task must be 'auto', 'classification' or 'regression', got {task!r}."
         )
-    if not is_numeric_dtype(y.dtype) or is_bool_dtype(y.dtype):
-        return "classification"
+    if isinstance(y.dtype, pd.CategoricalDtype):
+        return "classification", "the target is categorical"
+    if is_bool_dtype(y.dtype):
+        return "classification", "the target is boolean"
+    if not is_numeric_dtype(y.dtype):
+        return "classification", f"the target is not numeric (dtype {y.dtype})"
+    distinct = int(y.nunique())
+    if distinct <= 2:
+        return "classification", f"the target has {distinct} distinct values"
     kind = type_of_target(y.to_numpy())
-    return "classification" if kind in ("binary", "multiclass") else "regression"
+    if kind not in ("binary", "multiclass"):
+        return "regression", f"the target has fractional values ({distinct} distinct)"
+    if distinct > MAX_CLASSES:
+        return "regression", (
+            f"the numeric target has {distinct} distinct values (more than {MAX_CLASSES}), "
+            "so it is read as a quantity, not class labels"
+        )
+    return "classification", (
+        f"the target has {distinct} distinct whole-number values (at most {MAX_CLASSES}), "
+        "read as class labels"
+    )
+
+
+def resolve_task(task: str, y: pd.Series) -> Task:
+    """The task ``explain_task`` chooses, without the reason."""
+    return explain_task(task, y)[0]
+
+
+def duplicate_columns(columns: Any) -> list[str]:
+    """Names that occur more than once, each once, in order of first repeat."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in map(str, columns):
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
+
+
+def encode_for_trees(frame: pd.DataFrame) -> np.ndarray:
+    """Numbers for a tree ensemble: numeric and boolean columns as they are, categories as integer
+    codes (ordered categoricals in their order, other categories sorted).
+
+    Trees split on codes, so a nominal column becomes usable by a random forest without one-hot
+    columns that would split its importance.
+    """
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            columns.append(np.asarray(column.cat.codes, dtype=np.float64))
+        elif is_numeric_dtype(column.dtype) or is_bool_dtype(column.dtype):
+            columns.append(column.to_numpy(dtype=np.float64))
+        else:
+            codes, _ = pd.factorize(column.astype(str), sort=True)
+            columns.append(codes.astype(np.float64))
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0))
 
 
 class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
@@ -104,10 +168,18 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         name = self.method_name
         if frame.shape[1] == 0:
             raise FeatureSelectionError(f"Method {name!r} got a table without feature columns.")
+        repeated = duplicate_columns(frame.columns)
+        if repeated:
+            raise FeatureSelectionError(
+                f"Duplicate column names: {format_columns(repeated)}. Every column needs a "
+                "unique name; rename or drop the copies."
+            )
         needed = self.min_rows(frame.shape[1])
         if frame.shape[0] < needed:
+            # "n_samples = N" is the phrase sklearn's estimator checks look for.
             raise FeatureSelectionError(
-                f"Method {name!r} needs at least {needed} rows, got {frame.shape[0]}."
+                f"Method {name!r} needs at least {needed} rows, got {frame.shape[0]} "
+                f"(n_samples = {frame.shape[0]})."
             )
         if self._needs_numeric():
             bad = non_numeric_columns(frame)
@@ -140,10 +212,14 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
     def _check_target(self, y: Any, n_rows: int) -> pd.Series:
         name = self.method_name
         if y is None:
-            raise FeatureSelectionError(f"Method {name!r} needs a target y.")
-        target = y if isinstance(y, pd.Series) else pd.Series(np.asarray(y).ravel())
-        if isinstance(y, pd.DataFrame) or np.ndim(y) != 1:
+            # sklearn's wording (its estimator checks look for it).
+            raise FeatureSelectionError(
+                f"Method {name!r} requires y to be passed, but the target y is None."
+            )
+        values = y if isinstance(y, (pd.Series, pd.DataFrame)) else np.asarray(y)
+        if isinstance(values, pd.DataFrame) or np.ndim(values) != 1:
             raise FeatureSelectionError(f"Method {name!r} needs a one-dimensional target.")
+        target = values if isinstance(values, pd.Series) else pd.Series(values)
         if len(target) != n_rows:
             raise FeatureSelectionError(
                 f"The target has {len(target)} values but the table has {n_rows} rows."
@@ -182,3 +258,20 @@ class BaseSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
 
 def numeric_matrix(frame: pd.DataFrame) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64)
+
+
+def expected_failed_checks(estimator: Any) -> dict[str, str]:
+    """Sklearn estimator checks a selector fails on purpose, with the reason.
+
+    This is sklearn's own expected-failure mechanism: ``check_estimator(estimator,
+    expected_failed_checks=expected_failed_checks(estimator))`` or
+    ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)`` mark these as
+    xfail (sklearn >= 1.6 replaced the old ``_xfail_checks`` tag with this argument).
+    """
+    failures: dict[str, str] = {}
+    if isinstance(estimator, BaseSelector) and estimator._needs_numeric():
+        failures["check_dtype_object"] = (
+            "a non-numeric value in a numeric method's input raises FeatureSelectionError (a "
+            "ValueError naming the columns and what to use instead), not numpy's TypeError"
+        )
+    return failures

@@ -10,17 +10,26 @@ message that names the problem.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import dataclasses
 import math
+import os
+import shlex
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
-from feature_selection.base import BaseSelector, constant_columns
+from feature_selection.base import BaseSelector, constant_columns, duplicate_columns, explain_task
 from feature_selection.errors import FeatureSelectionError, format_columns
 from feature_selection.levels import Level
+from feature_selection.presets import PRESETS, Preset, PresetName
 from feature_selection.selectors import (
     FILTER_METHODS,
     BorutaSelector,
@@ -51,8 +60,8 @@ from ml_core.cli import (
 # (all-relevant, multivariate). Chosen on the benchmark's seeds 0-2 and confirmed on seeds 3-5;
 # see the README's "Benchmark" section. With more voters, a majority (--threshold 0.5) is the
 # usual rule: the union of five methods would inherit L1's false positives.
-DEFAULT_METHODS = "association,boruta"
-DEFAULT_THRESHOLD = 0.0
+DEFAULT_METHODS = PRESETS["default"].methods
+DEFAULT_THRESHOLD = PRESETS["default"].threshold
 OTHER_METHODS = ("variance", "missing_ratio", "vif", "forward", "backward", "rfe", "rfecv", "l1")
 ALL_METHODS = (*OTHER_METHODS[:3], *FILTER_METHODS, *OTHER_METHODS[3:], "boruta")
 
@@ -85,12 +94,27 @@ class SelectConfig:
     table: Path = positional(help="input table (.csv, .parquet or .pq)")
     target: str = option(help="name of the target column")
     out: Path = option(help="output directory")
-    methods: str = option(
-        DEFAULT_METHODS, help=f"comma-separated methods from: {', '.join(ALL_METHODS)}"
+    preset: PresetName = "default"
+    """'default' (the benchmark's choice) or 'article' (the article's measure table, VIF computed
+    once with VIF <= 10, Boruta keeping tentative features, a majority of five voters)."""
+
+    methods: str | None = option(
+        None,
+        help=f"comma-separated methods from: {', '.join(ALL_METHODS)} (default: the preset's; "
+        f"default: {DEFAULT_METHODS}, article: {PRESETS['article'].methods})",
     )
-    threshold: float = DEFAULT_THRESHOLD
-    """Keep features whose vote share exceeds this (0 = any voter keeps it; 0.5 = a strict
-    majority, the usual choice with three or more voters)."""
+    threshold: float | None = option(
+        None,
+        help="keep features whose vote share exceeds this: 0 = any voter keeps it, 0.5 = a strict "
+        f"majority (default: the preset's; default: {DEFAULT_THRESHOLD}, article: "
+        f"{PRESETS['article'].threshold})",
+    )
+    sep: str = ","
+    """CSV field separator, e.g. ';' (write a tab as '\\t')."""
+
+    encoding: str = "utf-8"
+    """CSV text encoding, e.g. latin-1 or cp1252."""
+
     task: Literal["auto", "classification", "regression"] = "auto"
     """Classification or regression; auto infers it from the target."""
 
@@ -140,9 +164,18 @@ class SelectConfig:
     """Boruta: percentile of the shadow features' importance a feature must beat."""
 
     boruta_keep_tentative: bool = False
-    """Boruta: keep tentative features too."""
+    """Boruta: keep tentative features too (the article preset always does)."""
 
     def __post_init__(self) -> None:
+        require(
+            len(self.separator) == 1,
+            "sep",
+            f"must be one character (a tab as '\\t'), got {self.sep!r}",
+        )
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            require(False, "encoding", f"unknown encoding {self.encoding!r}; e.g. utf-8, latin-1")
         names = self.method_names
         require(bool(names), "methods", "is empty")
         unknown = [name for name in names if name not in ALL_METHODS]
@@ -153,7 +186,11 @@ class SelectConfig:
             f"choose from: {', '.join(ALL_METHODS)}",
         )
         require(len(set(names)) == len(names), "methods", f"names a method twice: {self.methods!r}")
-        require(0 <= self.threshold < 1, "threshold", f"must be in [0, 1), got {self.threshold!r}")
+        require(
+            0 <= self.vote_threshold < 1,
+            "threshold",
+            f"must be in [0, 1), got {self.threshold!r}",
+        )
         require(
             self.k in ("auto", "all") or (self.k.isdigit() and int(self.k) >= 1),
             "k",
@@ -170,9 +207,25 @@ class SelectConfig:
         self.level_overrides  # raises ConfigError on a malformed --levels
 
     @property
+    def preset_choices(self) -> Preset:
+        """The preset's choices."""
+        return PRESETS[self.preset]
+
+    @property
     def method_names(self) -> list[str]:
-        """``methods`` as a list."""
-        return [method.strip() for method in self.methods.split(",") if method.strip()]
+        """``methods`` (or the preset's) as a list."""
+        methods = self.preset_choices.methods if self.methods is None else self.methods
+        return [method.strip() for method in methods.split(",") if method.strip()]
+
+    @property
+    def vote_threshold(self) -> float:
+        """``threshold``, or the preset's."""
+        return self.preset_choices.threshold if self.threshold is None else self.threshold
+
+    @property
+    def separator(self) -> str:
+        """``sep`` with the escape '\\t' read as a tab."""
+        return "\t" if self.sep in ("\\t", "tab") else self.sep
 
     @property
     def filter_k(self) -> int | str:
@@ -203,8 +256,11 @@ def build_selector(method: str, config: SelectConfig) -> BaseSelector:
         return VarianceSelector(threshold=config.variance_threshold)
     if method == "missing_ratio":
         return MissingRatioSelector(max_missing=config.max_missing)
+    preset = config.preset_choices
     if method == "vif":
-        return VIFSelector(max_vif=config.max_vif)
+        return VIFSelector(
+            max_vif=config.max_vif, iterative=preset.vif_iterative, constant=preset.vif_constant
+        )
     if method in FILTER_METHODS:
         return FilterSelector(
             method,
@@ -215,6 +271,7 @@ def build_selector(method: str, config: SelectConfig) -> BaseSelector:
             levels=config.level_overrides or None,
             target_level=config.target_level,
             random_state=seed,
+            measure_table=preset.measure_table,
         )
     if method in ("forward", "backward"):
         n_features = config.n_features if config.n_features is not None else "auto"
@@ -233,7 +290,7 @@ def build_selector(method: str, config: SelectConfig) -> BaseSelector:
         return BorutaSelector(
             max_iter=config.boruta_max_iter,
             perc=config.boruta_perc,
-            keep_tentative=config.boruta_keep_tentative,
+            keep_tentative=config.boruta_keep_tentative or preset.boruta_keep_tentative,
             task=config.task,
             random_state=seed,
         )
@@ -242,18 +299,122 @@ def build_selector(method: str, config: SelectConfig) -> BaseSelector:
     )
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def _encoding_hint(path: Path, encoding: str, error: UnicodeDecodeError) -> FeatureSelectionError:
+    return FeatureSelectionError(
+        f"Cannot read {str(path)!r} as {encoding}: byte 0x{error.object[error.start]:02x} at "
+        f"position {error.start} is not valid {encoding}. If the file was saved as Latin-1 or "
+        "Windows-1252 (common for spreadsheet exports), pass --encoding latin-1 "
+        "(or --encoding cp1252)."
+    )
+
+
+def _csv_header(path: Path, sep: str, encoding: str) -> list[str]:
+    """The header row as written (pandas renames duplicate names to 'a.1', so read it here)."""
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            return next(csv.reader(handle, delimiter=sep), [])
+    except UnicodeDecodeError as error:
+        raise _encoding_hint(path, encoding, error) from None
+    except (OSError, csv.Error) as error:
+        raise FeatureSelectionError(f"Cannot read {str(path)!r}: {error}") from None
+
+
+def _separator_hint(path: Path, header: list[str], sep: str) -> None:
+    """Raise when a one-column header looks separated by another character than ``sep``."""
+    if len(header) != 1:
+        return
+    counts = {candidate: header[0].count(candidate) for candidate in (";", "\t", "|", ",")}
+    counts.pop(sep, None)
+    likely = max(counts, key=lambda candidate: counts[candidate])
+    if counts[likely] == 0:
+        return
+    flag = "'\\t'" if likely == "\t" else shlex.quote(likely)
+    raise FeatureSelectionError(
+        f"{str(path)!r} has a single column {header[0]!r} when split on {sep!r}: it looks "
+        f"{likely!r}-separated. Pass --sep {flag}."
+    )
+
+
+def read_table(path: Path, sep: str = ",", encoding: str = "utf-8") -> pd.DataFrame:
+    """Read a CSV (with ``sep`` and ``encoding``) or Parquet table; refuse duplicate column names.
+
+    Raises :class:`FeatureSelectionError` naming the likely fix (``--sep``, ``--encoding``).
+    """
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise FeatureSelectionError(f"Cannot read {str(path)!r}: use a .csv, .parquet or .pq file.")
     if not path.is_file():
         raise FeatureSelectionError(f"Input table {str(path)!r} does not exist.")
+    columns: list[str] = []
+    if suffix == ".csv":
+        columns = _csv_header(path, sep, encoding)
+        _separator_hint(path, columns, sep)
     try:
         if suffix == ".csv":
-            return pd.read_csv(path)
-        return pd.read_parquet(path)
+            table = pd.read_csv(path, sep=sep, encoding=encoding)
+        else:
+            table = pd.read_parquet(path)
+            columns = [str(column) for column in table.columns]
+    except UnicodeDecodeError as error:
+        raise _encoding_hint(path, encoding, error) from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise FeatureSelectionError(f"Cannot read {str(path)!r}: {error}") from None
+    repeated = duplicate_columns(columns)
+    if repeated:
+        raise FeatureSelectionError(
+            f"{str(path)!r} has duplicate column names: {format_columns(repeated)}. Every column "
+            "(the target included) needs a unique name; rename or drop the copies."
+        )
+    return table
+
+
+# What a select run writes into --out; an existing --out holding anything else is refused.
+OUTPUT_NAMES = frozenset(
+    {"report.json", "scores.csv", "votes.csv", "votes.png", "selected.csv", "selected.parquet"}
+)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or holds files a select run did not write (it will be
+    replaced as a whole)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FeatureSelectionError(f"--out {str(out)!r} exists and is not a directory.")
+    foreign = sorted(entry.name for entry in out.iterdir() if entry.name not in OUTPUT_NAMES)
+    if foreign:
+        raise FeatureSelectionError(
+            f"--out {str(out)!r} holds files a select run does not write: "
+            f"{format_columns(foreign)}. The whole directory is replaced by a new run; choose a "
+            "new or empty directory."
+        )
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+@contextmanager
+def staged_directory(out: Path) -> Iterator[Path]:
+    """Yield an empty directory beside ``out``; when the block succeeds it *becomes* ``out`` (an
+    earlier ``out`` is removed), when it fails it is deleted and ``out`` is left as it was.
+
+    So ``out`` holds one run's complete outputs, never a mix of two runs.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    os.chmod(staging, _umask_mode())  # mkdtemp makes it 0700
+    try:
+        yield staging
+        previous = staging.with_suffix(".old")
+        if out.exists():
+            os.replace(out, previous)
+        os.replace(staging, out)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -309,26 +470,22 @@ def run(config: SelectConfig) -> dict[str, Any]:
     report (also written as ``report.json``).
 
     Raises :class:`FeatureSelectionError` on a table the methods cannot use, before anything is
-    written.
+    written. The outputs are written into a temporary directory that replaces ``config.out`` only
+    when all of them were written, so ``config.out`` never mixes two runs.
     """
     seed_everything(config.seed)
     selectors = [(method, build_selector(method, config)) for method in config.method_names]
-    table = read_table(config.table)
+    check_out_dir(config.out)
+    table = read_table(config.table, config.separator, config.encoding)
     features, y, dropped = split_table(table, config.target, config.drop_constant)
-    voting = VotingSelector(selectors, threshold=config.threshold, verbose=not config.quiet)
+    task, task_reason = explain_task(config.task, y)
+    if not config.quiet:
+        print(f"Task: {task} ({task_reason}); preset: {config.preset}", file=sys.stderr)
+    voting = VotingSelector(selectors, threshold=config.vote_threshold, verbose=not config.quiet)
     voting.fit(features, y)
 
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     selected = [str(name) for name in voting.get_feature_names_out()]
     suffix = ".csv" if config.table.suffix.lower() == ".csv" else ".parquet"
-    write_table(table[[*selected, config.target]], out / f"selected{suffix}")
-    with atomic_output(out / "votes.csv") as temporary:
-        voting.votes_.to_csv(temporary)
-    with atomic_output(out / "scores.csv") as temporary:
-        voting.scores_table().to_csv(temporary)
-    voting.plot_votes(out / "votes.png")
-
     method_reports: dict[str, Any] = {}
     for name, fitted in voting.selectors_.items():
         entry: dict[str, Any] = {
@@ -337,7 +494,7 @@ def run(config: SelectConfig) -> dict[str, Any]:
             "kept": [str(column) for column in fitted.get_feature_names_out()],
             "score_name": SCORE_NAMES.get(name, "score"),
         }
-        for attribute in ("task_", "measures_", "levels_", "target_level_"):
+        for attribute in ("task_", "task_reason_", "measures_", "levels_", "target_level_"):
             if hasattr(fitted, attribute):
                 entry[attribute.rstrip("_")] = _json_safe(getattr(fitted, attribute))
         method_reports[name] = entry
@@ -345,8 +502,11 @@ def run(config: SelectConfig) -> dict[str, Any]:
         "input": str(config.table),
         "rows": int(table.shape[0]),
         "target": config.target,
+        "task": task,
+        "task_reason": task_reason,
+        "preset": config.preset,
         "n_features": int(features.shape[1]),
-        "threshold": config.threshold,
+        "threshold": config.vote_threshold,
         "config": config_to_dict(config),
         "methods": method_reports,
         "selected": selected,
@@ -360,11 +520,18 @@ def run(config: SelectConfig) -> dict[str, Any]:
             packages=("numpy", "pandas", "scikit-learn", "scipy", "statsmodels", "boruta")
         ).to_dict(),
     }
-    write_json_atomic(out / "report.json", report)
+    with staged_directory(config.out) as staging:
+        write_table(table[[*selected, config.target]], staging / f"selected{suffix}")
+        with atomic_output(staging / "votes.csv") as temporary:
+            voting.votes_.to_csv(temporary)
+        with atomic_output(staging / "scores.csv") as temporary:
+            voting.scores_table().to_csv(temporary)
+        voting.plot_votes(staging / "votes.png")
+        write_json_atomic(staging / "report.json", report)
     if not config.quiet:
         print(
             f"Selected {len(selected)} of {report['n_features']} features: "
-            f"{', '.join(selected) or '(none)'}; outputs in {out}",
+            f"{', '.join(selected) or '(none)'}; outputs in {config.out}",
             file=sys.stderr,
         )
     return report

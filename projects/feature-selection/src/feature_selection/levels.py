@@ -54,6 +54,25 @@ MEASURE_TABLE: dict[tuple[Level, Level], str] = {
     (R, R): "pearson",
 }
 
+# The article's table, where it differs: a nominal feature or target against an ordinal one is
+# measured with the rank-biserial correlation, against an interval/ratio one with the
+# point-biserial correlation. Both are defined for a *binary* nominal side; with more categories
+# ``choose_measure`` falls back to the default table's measure (Cramer's V, correlation ratio).
+ARTICLE_MEASURE_TABLE: dict[tuple[Level, Level], str] = {
+    **MEASURE_TABLE,
+    (N, O): "rank_biserial",
+    (O, N): "rank_biserial",
+    (N, I): "pointbiserial",
+    (N, R): "pointbiserial",
+    (I, N): "pointbiserial",
+    (R, N): "pointbiserial",
+}
+
+MEASURE_TABLES: dict[str, dict[tuple[Level, Level], str]] = {
+    "default": MEASURE_TABLE,
+    "article": ARTICLE_MEASURE_TABLE,
+}
+
 # An integer target with at most this many distinct values is read as class labels.
 MAX_CLASS_LABELS = 20
 
@@ -64,13 +83,23 @@ def choose_measure(
     *,
     feature_binary: bool = False,
     target_binary: bool = False,
+    table: str = "default",
 ) -> str:
-    """Return the association measure for a feature and a target of the given levels."""
-    measure = MEASURE_TABLE[(Level(feature_level), Level(target_level))]
-    if measure == "correlation_ratio":
-        nominal_is_binary = feature_binary if Level(feature_level) is N else target_binary
-        if nominal_is_binary:
-            return "pointbiserial"
+    """Return the association measure for a feature and a target of the given levels.
+
+    ``table``: "default" (``MEASURE_TABLE``) or "article" (``ARTICLE_MEASURE_TABLE``).
+    """
+    if table not in MEASURE_TABLES:
+        raise FeatureSelectionError(
+            f"Unknown measure table {table!r}; choose one of {', '.join(MEASURE_TABLES)}."
+        )
+    pair = (Level(feature_level), Level(target_level))
+    measure = MEASURE_TABLES[table][pair]
+    nominal_is_binary = feature_binary if pair[0] is N else target_binary
+    if measure == "correlation_ratio" and nominal_is_binary:
+        return "pointbiserial"
+    if measure in ("pointbiserial", "rank_biserial") and not nominal_is_binary:
+        return MEASURE_TABLE[pair]  # defined for two categories only: the default's measure
     return measure
 
 

@@ -78,6 +78,24 @@ def pointbiserial(x: pd.Series, y: pd.Series) -> tuple[float, float]:
     return abs(_finite(result.statistic)), float(result.pvalue)
 
 
+def rank_biserial(x: pd.Series, y: pd.Series) -> tuple[float, float]:
+    """Rank-biserial r between a two-valued column and an ordinal (or numeric) one.
+
+    From scipy's Mann-Whitney U of the ordinal side split by the binary side: r = 2 U / (n1 n2) - 1
+    (Glass's / Kerby's formula), with the test's p-value. Hand-written because scipy gives U, not r.
+    """
+    binary, ordinal = (x, y) if x.nunique() == 2 else (y, x)
+    codes = as_codes(binary)
+    values = as_ranked_numbers(ordinal)
+    first, second = values[codes == 0], values[codes == 1]
+    if len(first) == 0 or len(second) == 0:
+        return 0.0, 1.0
+    result = stats.mannwhitneyu(first, second, alternative="two-sided")
+    r = 2.0 * float(result.statistic) / (len(first) * len(second)) - 1.0
+    pvalue = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
+    return abs(_finite(r)), pvalue
+
+
 def correlation_ratio(x: pd.Series, y: pd.Series) -> tuple[float, float]:
     """Eta: sqrt(between-group / total sum of squares) of the numeric side grouped by the other.
 
@@ -126,4 +144,5 @@ PAIRWISE_MEASURES: dict[str, Measure] = {
     "pointbiserial": pointbiserial,
     "correlation_ratio": correlation_ratio,
     "cramers_v": cramers_v,
+    "rank_biserial": rank_biserial,
 }

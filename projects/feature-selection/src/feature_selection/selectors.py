@@ -35,7 +35,14 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.stats.outliers_influence import variance_inflation_factor
 from statsmodels.tools.tools import add_constant
 
-from feature_selection.base import BaseSelector, Task, numeric_matrix, resolve_task
+from feature_selection.base import (
+    BaseSelector,
+    Task,
+    encode_for_trees,
+    explain_task,
+    numeric_matrix,
+    resolve_task,
+)
 from feature_selection.errors import FeatureSelectionError, format_columns
 from feature_selection.levels import Level, choose_measure, infer_level, resolve_levels
 from feature_selection.measures import PAIRWISE_MEASURES
@@ -133,39 +140,60 @@ class MissingRatioSelector(BaseSelector):
 
 
 class VIFSelector(BaseSelector):
-    """Drop the feature with the highest variance inflation factor until all are <= max_vif.
+    """Select features by their variance inflation factor, VIF_j = 1 / (1 - R^2_j).
 
-    VIF_j = 1 / (1 - R^2_j) of regressing feature j on the others *with an intercept*;
-    statsmodels' ``variance_inflation_factor`` regresses on the given columns only, so the
-    constant is added first (``add_constant``). The drop-the-worst loop is hand-written:
-    statsmodels computes VIFs but does not select. ``scores_`` holds each feature's VIF when
-    it was dropped, or its final VIF when kept.
+    Default (``iterative=True, constant=True``): drop the feature with the highest VIF, recompute,
+    and repeat until every VIF is at most ``max_vif``. R^2_j comes from regressing feature j on the
+    others *with an intercept*: statsmodels' ``variance_inflation_factor`` regresses on the given
+    columns only, so the constant is added first (``add_constant``); without it, uncentred
+    columns get inflated VIFs. The drop-the-worst loop is hand-written: statsmodels computes VIFs
+    but does not select. ``scores_`` holds each feature's VIF when it was dropped, or its final
+    VIF when kept.
+
+    The article's way (``iterative=False``, ``constant=False``; ``--preset article``): compute
+    every VIF once, on the columns as given, and keep the features with VIF <= ``max_vif``. Two
+    collinear features then both go, where the loop keeps one of them.
     """
 
     _name = "vif"
     needs_target = False
 
-    def __init__(self, max_vif: float = 10.0) -> None:
+    def __init__(
+        self, max_vif: float = 10.0, iterative: bool = True, constant: bool = True
+    ) -> None:
         self.max_vif = max_vif
+        self.iterative = iterative
+        self.constant = constant
 
     def min_rows(self, n_features: int) -> int:
         return n_features + 2
 
+    def _vifs(self, matrix: np.ndarray) -> np.ndarray:
+        offset = 1 if self.constant else 0
+        design = add_constant(matrix, has_constant="add") if self.constant else matrix
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # Perfect collinearity is what VIF measures: an infinite VIF, not a warning (numpy's
+            # RuntimeWarning, statsmodels' SingularMatrixWarning).
+            warnings.simplefilter("ignore")
+            vifs = np.array(
+                [
+                    variance_inflation_factor(design, index + offset)
+                    for index in range(matrix.shape[1])
+                ]
+            )
+        return np.where(np.isnan(vifs), np.inf, vifs)
+
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         matrix = numeric_matrix(frame)
+        if matrix.shape[1] == 1:  # nothing to be collinear with
+            return np.ones(1, dtype=bool), np.ones(1)
+        if not self.iterative:
+            scores = self._vifs(matrix)
+            return scores <= self.max_vif, scores
         remaining = list(range(matrix.shape[1]))
         scores = np.full(matrix.shape[1], np.nan)
         while remaining:
-            with_constant = add_constant(matrix[:, remaining], has_constant="add")
-            with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                vifs = np.array(
-                    [
-                        variance_inflation_factor(with_constant, index + 1)
-                        for index in range(len(remaining))
-                    ]
-                )
-            vifs = np.where(np.isnan(vifs), np.inf, vifs)
+            vifs = self._vifs(matrix[:, remaining])
             for position, column in enumerate(remaining):
                 scores[column] = vifs[position]
             worst = int(np.argmax(vifs))
@@ -188,6 +216,9 @@ class FilterSelector(BaseSelector):
     keeps features whose Benjamini-Hochberg adjusted p-value is below ``alpha``, or, for
     mutual information (no p-value), features whose MI beats every feature's MI against
     ``n_permutations`` shuffled targets.
+
+    ``measure_table`` (association only): "default" or "article" (the article's table; see
+    ``feature_selection.levels``).
     """
 
     def __init__(
@@ -201,7 +232,9 @@ class FilterSelector(BaseSelector):
         target_level: str | None = None,
         n_permutations: int = 3,
         random_state: int | None = 0,
+        measure_table: str = "default",
     ) -> None:
+        self.measure_table = measure_table
         self.method = method
         self.k = k
         self.percentile = percentile
@@ -246,7 +279,7 @@ class FilterSelector(BaseSelector):
 
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         assert y is not None
-        self.task_ = resolve_task(self.task, y)
+        self.task_, self.task_reason_ = explain_task(self.task, y)
         scores, pvalues = self._score(frame, y)
         self.pvalues_ = pvalues
         n_features = frame.shape[1]
@@ -323,6 +356,7 @@ class FilterSelector(BaseSelector):
                 target_level,
                 feature_binary=frame[column].nunique() == 2,
                 target_binary=y.nunique() == 2,
+                table=self.measure_table,
             )
             measures[str(column)] = measure
             score, pvalue = PAIRWISE_MEASURES[measure](frame[column], y)
@@ -370,7 +404,7 @@ class SequentialSelector(BaseSelector):
 
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         assert y is not None
-        self.task_ = resolve_task(self.task, y)
+        self.task_, self.task_reason_ = explain_task(self.task, y)
         _check_cv_classes(self.method_name, y, self.task_, self.cv)
         estimator = self.estimator or _scaled_model(_default_linear_model(self.task_))
         tol = self.tol
@@ -427,7 +461,7 @@ class RFESelector(BaseSelector):
 
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         assert y is not None
-        self.task_ = resolve_task(self.task, y)
+        self.task_, self.task_reason_ = explain_task(self.task, y)
         if self.estimator is None:
             estimator: BaseEstimator = _scaled_model(_default_linear_model(self.task_))
             getter = "named_steps.model.coef_"
@@ -486,7 +520,7 @@ class L1Selector(BaseSelector):
 
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         assert y is not None
-        self.task_ = resolve_task(self.task, y)
+        self.task_, self.task_reason_ = explain_task(self.task, y)
         model: BaseEstimator
         if self.task_ == "classification":
             solver = "liblinear" if y.nunique() == 2 else "saga"
@@ -527,11 +561,18 @@ class L1Selector(BaseSelector):
 class BorutaSelector(BaseSelector):
     """All-relevant selection with Boruta (``boruta.BorutaPy``) around a random forest.
 
-    Features Boruta confirms are kept; tentative ones are kept only with ``keep_tentative=True``.
-    ``scores_`` is Boruta's ranking (1 confirmed, 2 tentative, ...).
+    Features Boruta confirms are kept; tentative ones are kept only with ``keep_tentative=True``
+    (the article's choice, ``--preset article``: a feature Boruta could not reject stays).
+    ``scores_`` is Boruta's ranking (1 confirmed, 2 tentative, ...); ``n_iter_`` the iterations it
+    ran.
+
+    Categorical (string, boolean, categorical-dtype) columns are accepted: the forest sees them as
+    integer codes (``encode_for_trees``), which trees split as well as one-hot columns without
+    spreading one feature's importance over many.
     """
 
     _name = "boruta"
+    needs_numeric = False
 
     def __init__(
         self,
@@ -572,7 +613,7 @@ class BorutaSelector(BaseSelector):
 
     def _select(self, frame: pd.DataFrame, y: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
         assert y is not None
-        self.task_ = resolve_task(self.task, y)
+        self.task_, self.task_reason_ = explain_task(self.task, y)
         estimator = clone(self.estimator) if self.estimator else self.default_estimator(self.task_)
         boruta = BorutaPy(
             estimator,
@@ -584,8 +625,10 @@ class BorutaSelector(BaseSelector):
             random_state=self.random_state,
             verbose=0,
         )
-        boruta.fit(numeric_matrix(frame), y.to_numpy())
+        boruta.fit(encode_for_trees(frame), y.to_numpy())
         self.boruta_ = boruta
+        # importance_history_ starts with a row of zeros, then one row per iteration.
+        self.n_iter_ = max(1, int(np.shape(boruta.importance_history_)[0]) - 1)
         self.tentative_ = np.asarray(boruta.support_weak_, dtype=bool)
         support = np.asarray(boruta.support_, dtype=bool)
         if self.keep_tentative:

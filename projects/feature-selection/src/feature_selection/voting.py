@@ -126,6 +126,12 @@ class VotingSelector(SelectorMixin, BaseEstimator):  # type: ignore[misc]
         return tags
 
 
+def literal(text: object) -> str:
+    """``text`` as matplotlib shows it literally: a '$' would otherwise start mathtext (and a name
+    like '$a_b_c$' fails to render)."""
+    return str(text).replace("$", r"\$")
+
+
 def plot_votes(votes: pd.DataFrame, threshold: float, path: str | os.PathLike[str]) -> None:
     """Heatmap of ``votes`` (selector x feature) and a bar chart of vote shares, as a PNG."""
     n_selectors, n_features = votes.shape
@@ -135,7 +141,7 @@ def plot_votes(votes: pd.DataFrame, threshold: float, path: str | os.PathLike[st
     figure = Figure(figsize=(width, height + 2.5))
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=[n_selectors, 3])
     top.imshow(votes.to_numpy(), aspect="auto", cmap="Greens", vmin=0, vmax=1)
-    top.set_yticks(range(n_selectors), labels=list(votes.index))
+    top.set_yticks(range(n_selectors), labels=[literal(name) for name in votes.index])
     top.set_title("Votes (green = feature kept by the selector)")
     share = votes.mean(axis=0).to_numpy()
     colours = ["tab:green" if value > threshold else "tab:gray" for value in share]
@@ -145,6 +151,10 @@ def plot_votes(votes: pd.DataFrame, threshold: float, path: str | os.PathLike[st
     bottom.set_ylabel("vote share")
     bottom.legend(loc="upper right")
     if n_features <= 80:
-        bottom.set_xticks(range(n_features), labels=list(votes.columns), rotation=90)
+        bottom.set_xticks(
+            range(n_features),
+            labels=[literal(name) for name in votes.columns],
+            rotation=90,
+        )
     figure.tight_layout()
     save_figure(figure, path, dpi=100)
