@@ -70,3 +70,25 @@ def test_empty_data_is_an_error_and_training_mode_is_restored() -> None:
     with pytest.raises(ValueError, match="saw no tokens"):
         run_audit(model, [batch])
     assert model.training
+
+
+def test_attn_out_is_a_projection_judged_by_magnitude_not_sign() -> None:
+    model = build_model("tiny", seed=0)
+    projection = {n: p for n, p in model.named_parameters() if ".attn.c_proj." in n}
+    assert len(projection) == 4  # weight and bias of 2 blocks
+    with torch.no_grad():  # every attention output channel is -1 on every token
+        for name, parameter in projection.items():
+            parameter.fill_(0.0 if name.endswith("weight") else -1.0)
+    batches = [{"input_ids": torch.arange(24).reshape(2, 12)}]
+    rows = run_audit(model, batches, kinds=("mlp_post", "attn_out"))
+    attn = [r for r in rows if r["kind"] == "attn_out"]
+    mlp = [r for r in rows if r["kind"] == "mlp_post"]
+    # under the signed rule every channel would be "dead"; a constant -1 carries signal
+    assert [r["dead_ratio"] for r in attn] == [0.0, 0.0]
+    assert {r["fire_rule"] for r in attn} == {"|act| > threshold"}
+    assert {r["fire_rule"] for r in mlp} == {"act > threshold"}
+    with torch.no_grad():  # a channel that is exactly 0 everywhere is dead
+        for parameter in projection.values():
+            parameter.fill_(0.0)
+    rows = run_audit(model, batches, kinds=("attn_out",))
+    assert [r["dead_ratio"] for r in rows] == [1.0, 1.0]

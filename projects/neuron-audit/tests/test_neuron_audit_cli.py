@@ -35,6 +35,19 @@ def test_audit_writes_metrics_plots_and_one_html_report(corpus: str, tmp_path: P
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_a_random_weight_preset_is_announced_and_recorded(
+    corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "random"
+    args = ["--model", "tiny", "--corpus", corpus, "--out", str(out), *FAST]
+    assert main([*args, "--kinds", "mlp_post"]) == 0
+    err = capsys.readouterr().err
+    assert "audit: note: preset:tiny has RANDOM, untrained weights" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["random_weights"] is True and "RANDOM" in metrics["model_note"]
+    assert "RANDOM, untrained weights" in (out / "report.html").read_text()
+
+
 def test_a_firing_alert_makes_the_cli_exit_non_zero(
     corpus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,7 +80,7 @@ def test_bad_input_exits_2_with_a_clear_error(
     args = ["--model", "tiny", "--corpus", str(write_corpus(tmp_path / "c")), *FAST]
     assert main([*args, "--out", str(tmp_path / "out"), *extra]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("audit: error: ") and message in err
+    assert err.splitlines()[-1].startswith("audit: error: ") and message in err
     assert "Traceback" not in err
 
 
@@ -82,7 +95,13 @@ def test_bad_input_exits_2_with_a_clear_error(
         (["--alert", "dead > 1"], "audit: error: --alert: Cannot parse alert rule"),
         (["swap", "--activations", "tanh"], "audit swap: error: argument --activations"),
         (["strip", "--fraction", "0"], "audit strip: error: --fraction: must be in (0, 1]"),
-        (["strip", "--model", "huge"], "audit strip: error: --model: unknown preset 'huge'"),
+        (["strip", "--preset", "huge"], "audit strip: error: --preset: unknown preset 'huge'"),
+        (["strip", "--model", "tiny"], "audit strip: error: --model: strip trains an lm preset"),
+        (["compare", "--model", "tiny"], "audit compare: error: --model: compare trains an lm"),
+        (["compare", "--lrs", "0"], "audit compare: error: --lrs: must be one or more positive"),
+        (["compare", "--seeds", "1", "1"], "audit compare: error: --seeds: name each seed once"),
+        (["compare", "--activations", "tanh"], "audit compare: error: argument --activations"),
+        (["runs"], "audit runs: error: the following arguments are required: RUNS"),
         (["monitor", "--every", "0"], "audit monitor: error: --every: must be positive, got 0"),
         (["monitor", "--steps", "0"], "audit monitor: error: --steps: must be positive, got 0"),
         (["monitor", "--", "--lr", "0"], "audit monitor: error: --lr: must be positive, got 0"),

@@ -17,6 +17,16 @@ from neuron_audit.stats import NeuronStats, StatsConfig, summarise
 
 Batch = Mapping[str, torch.Tensor]
 
+#: Capture points that are linear projections, not activation outputs: a negative value carries as
+#: much signal as a positive one, so "fires" always means ``|act| > threshold`` there (the signed
+#: rule would call a channel that is always negative "dead").
+ABS_ONLY_KINDS: frozenset[str] = frozenset({"attn_out"})
+
+
+def fire_rule(kind: str, use_abs: bool) -> str:
+    """The firing rule a capture point of ``kind`` is judged by."""
+    return "|act| > threshold" if use_abs or kind in ABS_ONLY_KINDS else "act > threshold"
+
 
 class NeuronAuditor:
     """Registers hooks on ``points`` and accumulates statistics while
@@ -43,6 +53,7 @@ class NeuronAuditor:
         self.points = points if points is not None else find_capture_points(model, kinds)
         self.config = config
         self.stats: dict[str, NeuronStats] = {}
+        self._kind = {point.key: point.kind for point in self.points}
         self.enabled = True
         self._mask_shape: torch.Size | None = None
         self._token_index: torch.Tensor | None = None
@@ -102,7 +113,10 @@ class NeuronAuditor:
             values = values.index_select(0, index.to(values.device))
         stats = self.stats.get(key)
         if stats is None:
-            stats = NeuronStats(values.shape[-1], self.config).to(values.device)
+            config = self.config
+            if self._kind.get(key) in ABS_ONLY_KINDS and not config.count_abs:
+                config = dataclasses.replace(config, count_abs=True)
+            stats = NeuronStats(values.shape[-1], config).to(values.device)
             self.stats[key] = stats
         stats.update(values)
 
@@ -126,14 +140,20 @@ class NeuronAuditor:
         return sum(stats.state_bytes() for stats in self.stats.values())
 
     def layers(self, dead_fraction: float = 0.0, use_abs: bool = False) -> list[dict[str, Any]]:
-        """Metrics of every capture point that saw activations, in point order."""
+        """Metrics of every capture point that saw activations, in point order.
+
+        ``use_abs`` applies the ``|act|`` rule everywhere; ``attn_out`` always uses it (see
+        :data:`ABS_ONLY_KINDS`). Each row names its ``fire_rule``.
+        """
         rows: list[dict[str, Any]] = []
         for point in self.points:
             stats = self.stats.get(point.key)
             if stats is None:
                 continue
             row = {"layer": point.layer, "kind": point.kind, "module": point.name}
-            row.update(summarise(stats, dead_fraction, use_abs))
+            abs_rule = use_abs or point.kind in ABS_ONLY_KINDS
+            row["fire_rule"] = fire_rule(point.kind, use_abs)
+            row.update(summarise(stats, dead_fraction, abs_rule))
             rows.append(row)
         return rows
 

@@ -1,7 +1,8 @@
 """Benchmark: the audit's time overhead and its peak memory against the store- every-activation
 approach.
 
-./pants run projects/neuron-audit:benchmark -- --out runs/neuron-audit-benchmark
+./pants run projects/neuron-audit:benchmark -- --out runs/neuron-audit-benchmark          # full
+./pants run projects/neuron-audit:benchmark -- --quick --out runs/neuron-audit-benchmark  # <= 2 min
 
 1. Overhead: forward passes of a GPT-2-small-shaped model (``small``
    preset, random weights), plain, with the streaming audit, and with
@@ -11,13 +12,24 @@ approach.
    preset either way and reports its peak RSS (``VmHWM``, reset after
    one warm-up batch; tracemalloc does not see torch's allocations and
    ``ru_maxrss`` survives fork+exec).
+
+``benchmark.json`` is rewritten after every finished part (``"complete": false`` until the end).
+Targets checked at the end, each printed with its measured value and verdict; a missed one exits
+1 (``ml_core.cli.CheckFailed``) after every output is written:
+
+* the streaming audit's overhead on a forward pass, median wall and median CPU seconds, at most
+  ``--max-overhead`` (25%);
+* the audit's statistics state the same size for every token count, and the streaming peak RSS of
+  the largest run at most ``--max-memory-growth-mib`` (64 MiB) above the smallest.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import math
 import multiprocessing
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -31,7 +43,14 @@ from tqdm import tqdm
 
 from lm import build_model, count_parameters
 from ml_core import collect_run_metadata, write_json_atomic
-from ml_core.cli import Command, make_main, require, require_non_negative, require_positive
+from ml_core.cli import (
+    CheckFailed,
+    Command,
+    make_main,
+    require,
+    require_non_negative,
+    require_positive,
+)
 from neuron_audit.auditor import NeuronAuditor
 from neuron_audit.hooks import find_capture_points
 from neuron_audit.plots import plot_memory
@@ -206,6 +225,16 @@ class BenchmarkConfig:
     memory_length: int = 128
     """Tokens per row of a memory run."""
 
+    quick: bool = False
+    """Quick mode (about 1-2 min on 2 cores): 4 rounds, memory runs of 10k and 40k tokens; the other
+    options are ignored where quick mode sets them."""
+
+    max_overhead: float = 0.25
+    """Target: streaming overhead per forward (median wall and median CPU) at most this."""
+
+    max_memory_growth_mib: float = 64.0
+    """Target: streaming peak RSS of the largest memory run at most this above the smallest."""
+
     skip_overhead: bool = False
     """No overhead timings."""
 
@@ -219,7 +248,12 @@ class BenchmarkConfig:
         require_positive(
             self, "overhead_batch", "overhead_length", "rounds", "memory_batch", "memory_length"
         )
-        require_non_negative(self, "store_all_max_tokens")
+        require_non_negative(self, "store_all_max_tokens", "max_memory_growth_mib")
+        require(
+            math.isfinite(self.max_overhead) and self.max_overhead > -1.0,
+            "max_overhead",
+            f"must be a fraction above -1 (e.g. 0.25 for +25%), got {self.max_overhead!r}",
+        )
         require(
             all(tokens > 0 for tokens in self.memory_tokens),
             "memory_tokens",
@@ -227,10 +261,74 @@ class BenchmarkConfig:
         )
 
 
+def effective(config: BenchmarkConfig) -> BenchmarkConfig:
+    """``config`` with quick mode's sizes applied."""
+    if not config.quick:
+        return config
+    return dataclasses.replace(
+        config, rounds=4, memory_tokens=(10_000, 40_000), store_all_max_tokens=40_000
+    )
+
+
+def check_targets(result: dict[str, Any], config: BenchmarkConfig) -> list[dict[str, Any]]:
+    """One record per target: what was checked, the measured value, the limit and the verdict."""
+    targets: list[dict[str, Any]] = []
+    if "overhead" in result:
+        for key, label in (("overhead", "wall"), ("cpu_overhead", "CPU")):
+            measured = float(result["overhead"][key]["streaming"])
+            targets.append(
+                {
+                    "target": f"streaming audit overhead per forward, median {label} seconds",
+                    "measured": f"{100 * measured:+.1f}%",
+                    "limit": f"<= +{100 * config.max_overhead:.0f}%",
+                    "met": measured <= config.max_overhead,
+                }
+            )
+    streaming = sorted(
+        (r for r in result["memory"]["runs"] if r["mode"] == "streaming"),
+        key=lambda r: int(r["tokens"]),
+    )
+    if len(streaming) >= 2:
+        sizes = {int(r["state_bytes"]) for r in streaming}
+        targets.append(
+            {
+                "target": "audit statistics state, bytes, for every token count",
+                "measured": ", ".join(f"{size:,}" for size in sorted(sizes)),
+                "limit": "one size",
+                "met": len(sizes) == 1,
+            }
+        )
+        growth = float(streaming[-1]["peak_rss_mib"]) - float(streaming[0]["peak_rss_mib"])
+        targets.append(
+            {
+                "target": (
+                    f"streaming peak RSS, {int(streaming[-1]['tokens']):,} vs "
+                    f"{int(streaming[0]['tokens']):,} tokens"
+                ),
+                "measured": f"{growth:+.1f} MiB",
+                "limit": f"<= +{config.max_memory_growth_mib:g} MiB",
+                "met": growth <= config.max_memory_growth_mib,
+            }
+        )
+    return targets
+
+
 def run(config: BenchmarkConfig) -> dict[str, Any]:
-    """Measure as ``config`` says; write ``benchmark.json`` (and ``memory.png``) into ``config.out``
-    and return the result."""
-    result: dict[str, Any] = {"torch_threads": torch.get_num_threads()}
+    """Measure as ``config`` says; write ``benchmark.json`` (after every part) and ``memory.png``
+    into ``config.out`` and return the result; missed targets are in ``result["targets"]``."""
+    config = effective(config)
+    config.out.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "complete": False,
+        "quick": config.quick,
+        "torch_threads": torch.get_num_threads(),
+        "load_average": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+    }
+
+    def save() -> None:
+        write_json_atomic(config.out / "benchmark.json", result)
+
     jobs = [
         (mode, tokens)
         for tokens in ([] if config.skip_memory else config.memory_tokens)
@@ -238,6 +336,7 @@ def run(config: BenchmarkConfig) -> dict[str, Any]:
         if mode == "streaming" or tokens <= config.store_all_max_tokens
     ]
     rows: list[dict[str, Any]] = []
+    result["memory"] = {"preset": config.memory_preset, "runs": rows}
     context = multiprocessing.get_context("spawn")
     for mode, tokens in tqdm(jobs, desc="memory", unit="run", disable=config.quiet):
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
@@ -251,7 +350,7 @@ def run(config: BenchmarkConfig) -> dict[str, Any]:
                     config.memory_length,
                 ).result()
             )
-    result["memory"] = {"preset": config.memory_preset, "runs": rows}
+            save()
     if not config.skip_overhead:
         result["overhead"] = measure_overhead(
             config.overhead_preset,
@@ -260,11 +359,40 @@ def run(config: BenchmarkConfig) -> dict[str, Any]:
             config.rounds,
             not config.quiet,
         )
+        save()
     result["run"] = collect_run_metadata(packages=("torch", "transformers")).to_dict()
-    config.out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(config.out / "benchmark.json", result)
+    result["targets"] = check_targets(result, config)
+    result["load_average_end"] = list(os.getloadavg())
+    result["complete"] = True
     if rows:
         plot_memory(rows, config.out / "memory.png")
+    save()
+    return result
+
+
+def verdicts(result: dict[str, Any]) -> str:
+    """One line per target: target, measured, limit, verdict."""
+    return "\n".join(
+        f"target: {t['target']} {t['limit']}; measured {t['measured']}: "
+        + ("met" if t["met"] else "MISSED")
+        for t in result.get("targets", [])
+    )
+
+
+def run_and_check(config: BenchmarkConfig) -> dict[str, Any]:
+    """:func:`run`, then print the table and the verdicts and raise ``CheckFailed`` naming every
+    missed target (exit 1, after the outputs are written)."""
+    result = run(config)
+    print(table(result))
+    load = ", ".join(f"{value:.2f}" for value in result["load_average"])
+    print(f"load average at start: {load} ({result['cpu_count']} CPUs)")
+    print(verdicts(result))
+    missed = [t for t in result["targets"] if not t["met"]]
+    if missed:
+        raise CheckFailed(
+            "missed target(s): "
+            + "; ".join(f"{t['target']} {t['measured']} (limit {t['limit']})" for t in missed)
+        )
     return result
 
 
@@ -301,11 +429,10 @@ def table(result: dict[str, Any]) -> str:
 
 
 main = make_main(
-    Command(BenchmarkConfig, run),
+    Command(BenchmarkConfig, run_and_check),
     prog="benchmark",
     description=__doc__,
     user_errors=(ValueError,),  # an unknown preset
-    show=table,
 )
 
 

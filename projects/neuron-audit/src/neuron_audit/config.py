@@ -13,10 +13,11 @@ import math
 from pathlib import Path
 from typing import Literal
 
+from lm.presets import require_preset
 from lm.pretrain import PretrainConfig
 from ml_core.cli import (
     ConfigError,
-    option,
+    positional,
     require,
     require_non_negative,
     require_positive,
@@ -176,7 +177,6 @@ class StripCommandConfig(StripConfig, CommonOptions):
     Synaptic Stripping; compare dead ratio and validation loss."""
 
     out: Path = Path("runs/neuron-audit-strip")
-    preset: str = option("tiny", flag="model", help="lm preset to train")
 
     def __post_init__(self) -> None:
         StripConfig.__post_init__(self)
@@ -203,3 +203,123 @@ class MonitorConfig(PretrainConfig, StatsOptions, AlertOptions):
         """The pretraining part of this config."""
         fields = dataclasses.fields(PretrainConfig)
         return PretrainConfig(**{field.name: getattr(self, field.name) for field in fields})
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """Train the same preset from the same initial weights on the same batches with each MLP
+    activation (for each learning rate and seed); record the dead ratio and validation loss after
+    every epoch (compare.json, compare_dead_ratio.png, compare_loss.png, activation_shapes.png)."""
+
+    out: Path = Path("runs/neuron-audit-compare")
+    """Output directory."""
+
+    preset: str = "tiny"
+    """Lm preset to train (random initial weights, shared by every activation of a seed)"""
+
+    activations: tuple[Activation, ...] = ACTIVATION_NAMES
+    """MLP activations to train with."""
+
+    lrs: tuple[float, ...] = (2e-2,)
+    """AdamW learning rates: the default is high (it is what kills ReLU units); add a low one, e.g.
+    --lrs 0.001 0.02, to see the difference (twice the time)"""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds: initial weights and batch order (one run per seed, activation and rate)"""
+
+    epochs: int = 4
+    """Epochs; dead ratio and validation loss are measured after each."""
+
+    steps_per_epoch: int = 25
+    """Optimizer steps per epoch."""
+
+    batch_size: int = 16
+    """Blocks per step."""
+
+    block_size: int = 64
+    """Tokens per block."""
+
+    val_blocks: int = 32
+    """Validation blocks the dead ratio and loss are measured on."""
+
+    vocab_size: int = 1024
+    """Vocabulary of the BPE tokenizer trained on the corpus."""
+
+    threshold: float = DEFAULT_THRESHOLD
+    """A neuron fires on a token when its activation is above this."""
+
+    dead_fraction: float = 0.0
+    """dead = fires on fewer than this fraction of tokens, in [0, 1) (0, the article's definition:
+    never fires)"""
+
+    signed: bool = False
+    """Fire = act > threshold (dead = never positive) instead of the article's |act| > threshold
+    (dead = outputs about zero on every token); both are recorded either way"""
+
+    corpus: str | None = None
+    """Text: a .txt file or directory, a saved dataset, or 'stdlib' (the default)."""
+
+    max_chars: int | None = None
+    """Cap on corpus characters."""
+
+    device: str | None = None
+    """Device: cpu, cuda, cuda:N or mps (default: $ML_DEVICE, else the best available)."""
+
+    quiet: bool = False
+    """No progress bars."""
+
+    def __post_init__(self) -> None:
+        require_preset(self, "preset")
+        require_positive(
+            self,
+            "epochs",
+            "steps_per_epoch",
+            "batch_size",
+            "block_size",
+            "val_blocks",
+            "vocab_size",
+            "max_chars",
+        )
+        require_non_negative(self, "threshold")
+        require(len(self.activations) > 0, "activations", "name at least one activation")
+        require(
+            len(set(self.activations)) == len(self.activations),
+            "activations",
+            f"name each activation once, got {list(self.activations)}",
+        )
+        require(len(self.seeds) > 0, "seeds", "name at least one seed")
+        require(
+            len(set(self.seeds)) == len(self.seeds),
+            "seeds",
+            f"name each seed once, got {list(self.seeds)}",
+        )
+        require(
+            len(self.lrs) > 0 and all(math.isfinite(lr) and lr > 0 for lr in self.lrs),
+            "lrs",
+            f"must be one or more positive numbers, got {list(self.lrs)}",
+        )
+        require(
+            len(set(self.lrs)) == len(self.lrs), "lrs", f"name each rate once, got {list(self.lrs)}"
+        )
+        require(
+            0.0 <= self.dead_fraction < 1.0,
+            "dead_fraction",
+            f"must be in [0, 1), got {self.dead_fraction!r}",
+        )
+
+    def settings(self) -> AuditSettings:
+        return AuditSettings(
+            stats=StatsConfig(threshold=self.threshold),
+            dead_fraction=self.dead_fraction,
+            use_abs=not self.signed,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunsConfig:
+    """Compare several runs: neuron health (dead ratio per kind) beside validation loss, from the
+    folders audit, monitor, compare and strip wrote (runs.json, runs.png, a Markdown table)."""
+
+    runs: tuple[str, ...] = positional(help="run folders to compare")
+    out: Path = Path("runs/neuron-audit-runs")
+    """Output directory."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from neuron_audit.auditor import AuditSettings
+from neuron_audit.auditor import ABS_ONLY_KINDS, AuditSettings, fire_rule
 from neuron_audit.hooks import KINDS
 
 
@@ -39,6 +39,18 @@ def summary(layers: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def model_note(model: str, random_weights: bool) -> str:
+    """One sentence on what was audited, printed at start and shown in the report."""
+    if random_weights:
+        return (
+            f"{model} has RANDOM, untrained weights (--model named a preset, or was left out and "
+            "runs/lm-tiny holds no pretrained model): its dead ratios describe an initialisation, "
+            "not a trained network; pass --model DIR for a trained one (e.g. what ./pants run "
+            "libs/lm:pretrain writes)."
+        )
+    return f"{model}: loaded weights."
+
+
 def build_report(
     layers: Sequence[dict[str, Any]],
     settings: AuditSettings,
@@ -46,15 +58,20 @@ def build_report(
     model: str,
     family: str,
     data: dict[str, Any],
+    random_weights: bool = False,
 ) -> dict[str, Any]:
-    """Everything ``metrics.json`` holds."""
+    """Everything ``metrics.json`` holds; ``random_weights`` marks an untrained preset."""
     return {
         "model": model,
+        "random_weights": random_weights,
+        "model_note": model_note(model, random_weights),
         "family": family,
         "data": data,
         "settings": {
             "threshold": settings.stats.threshold,
-            "fire_rule": "|act| > threshold" if settings.use_abs else "act > threshold",
+            "fire_rule": fire_rule("mlp_post", settings.use_abs),
+            "fire_rule_per_kind": {kind: fire_rule(kind, settings.use_abs) for kind in KINDS},
+            "abs_only_kinds": sorted(ABS_ONLY_KINDS),
             "dead_fraction": settings.dead_fraction,
             "histogram_bins": settings.stats.bins,
             "histogram_range": list(settings.stats.hist_range),

@@ -22,9 +22,12 @@ th { background: #f0f0f0; } .alert { color: #a00; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 </style></head><body>
 <h1>{{ title }}</h1>
+{% if report.random_weights %}<p class="alert">{{ report.model_note }}</p>{% endif %}
 <p>Model <code>{{ report.model }}</code> ({{ report.family }} layout),
 {{ report.tokens }} tokens audited (padding excluded); a neuron fires when
-<code>{{ report.settings.fire_rule }}</code> with threshold {{ report.settings.threshold }};
+<code>{{ report.settings.fire_rule }}</code> with threshold {{ report.settings.threshold }}
+({% for kind in report.settings.abs_only_kinds %}<code>{{ kind }}</code>{% endfor %}, a linear
+projection whose negative values carry signal, always uses <code>|act| &gt; threshold</code>);
 dead = fires on {% if report.settings.dead_fraction == 0 %}no token{% else %}fewer than
 {{ report.settings.dead_fraction }} of tokens{% endif %}.</p>
 {% if alerts %}<h2 class="alert">Alerts ({{ alerts|length }})</h2><ul>
@@ -39,10 +42,11 @@ dead = fires on {% if report.settings.dead_fraction == 0 %}no token{% else %}few
 {% endfor %}</table>
 <h2>Per layer</h2>
 <table><tr><th>layer</th><th>kind</th><th>module</th><th>width</th><th>dead</th>
-<th>dead ratio</th><th>mean freq.</th><th>min</th><th>mean</th><th>max</th><th>NaN values</th></tr>
+<th>dead ratio</th><th>fire rule</th><th>mean freq.</th><th>min</th><th>mean</th><th>max</th>
+<th>NaN values</th></tr>
 {% for r in report.layers %}<tr><td>{{ r.layer }}</td><td>{{ r.kind }}</td>
 <td><code>{{ r.module }}</code></td><td>{{ r.width }}</td><td>{{ r.dead_count }}</td>
-<td>{{ "%.2f%%"|format(100 * r.dead_ratio) }}</td>
+<td>{{ "%.2f%%"|format(100 * r.dead_ratio) }}</td><td><code>{{ r.fire_rule }}</code></td>
 <td>{{ "%.3f"|format(r.mean_fire_frequency) }}</td>
 {% for v in (r.min, r.mean, r.max) %}<td>{{ "-" if v is none else "%.3g"|format(v) }}</td>
 {% endfor %}<td>{{ r.nan_count }}</td></tr>

@@ -14,14 +14,16 @@ from neuron_audit.auditor import AuditSettings, Batch, run_audit
 from neuron_audit.hooks import find_capture_points
 from neuron_audit.metrics import dead_ratios
 
-Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu"]
+Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu", "selu", "mish"]
 ACTIVATION_NAMES: tuple[Activation, ...] = typing.get_args(Activation)
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.01),
     "elu": nn.ELU,
     "gelu": nn.GELU,
-    "silu": nn.SiLU,
+    "silu": nn.SiLU,  # Swish with beta = 1
+    "selu": nn.SELU,
+    "mish": nn.Mish,
 }
 assert tuple(ACTIVATIONS) == ACTIVATION_NAMES, "one name per activation, in the same order"
 

@@ -3,7 +3,9 @@ stripping."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -16,7 +18,7 @@ from lm.corpus import Corpus
 from lm.presets import require_preset
 from lm.training import batch_indices, collate
 from ml_core.cli import config_to_dict, require_fraction, require_positive
-from neuron_audit.auditor import AuditSettings, run_audit
+from neuron_audit.auditor import AuditSettings, NeuronAuditor
 from neuron_audit.stripping import SynapticStripping
 from neuron_audit.swap import Activation, swap_activation
 
@@ -78,20 +80,87 @@ def _validation(dataset: TokenBlockDataset, blocks: int) -> TokenBlockDataset:
     return TokenBlockDataset(kept.flatten(), dataset.block_size)
 
 
+def quiet_loss_type(model: PreTrainedModel) -> PreTrainedModel:
+    """Name the causal-LM loss explicitly.
+
+    transformers derives ``loss_type`` from the class name; ``GPT2LMHeadModel`` matches none, so
+    the first training step logs "`loss_type=None` was set in the config but it is unrecognized.
+    Using the default loss: `ForCausalLMLoss`". That default is the right loss; setting it silences
+    a warning that says nothing wrong.
+    """
+    if getattr(model, "loss_type", "") is None:
+        setattr(model, "loss_type", "ForCausalLM")
+    return model
+
+
+class _LossTypeNoneFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`loss_type=None` was set in the config" not in record.getMessage()
+
+
+def silence_loss_type_warning() -> None:
+    """Filter transformers' loss_type=None warning out of its log.
+
+    It is logged for models this project does not build itself (``monitor`` pretrains through
+    ``libs/lm``, which evaluates before any callback sees the model). The default loss it falls back
+    to is the right one for these causal LMs, so the line reports nothing wrong; see
+    :func:`quiet_loss_type`.
+    """
+    logger = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _LossTypeNoneFilter) for f in logger.filters):
+        logger.addFilter(_LossTypeNoneFilter())
+
+
+@torch.no_grad()
+def measure_dead(
+    model: PreTrainedModel,
+    batches: list[dict[str, torch.Tensor]],
+    settings: AuditSettings = AuditSettings(),
+) -> dict[str, Any]:
+    """``mlp_post`` dead ratios of ``model`` on ``batches``, one forward pass each.
+
+    ``dead_ratio`` follows ``settings``; ``dead_ratio_signed`` always uses ``act > threshold`` (dead
+    = never positive) and ``dead_ratio_abs`` ``|act| > threshold`` (dead = outputs about zero on
+    every token). For ReLU the two agree; for activations with a negative side they differ.
+    """
+    was_training = model.training
+    model.train(False)
+    try:
+        with NeuronAuditor(model, config=settings.stats, kinds=("mlp_post",)) as auditor:
+            for batch in batches:
+                model(**batch)
+    finally:
+        model.train(was_training)
+    rows = {
+        rule: auditor.layers(settings.dead_fraction, use_abs=rule == "abs")
+        for rule in ("signed", "abs")
+    }
+    width = sum(int(r["width"]) for r in rows["signed"])
+    ratio = {rule: sum(int(r["dead_count"]) for r in rows[rule]) / width for rule in rows}
+    chosen = rows["abs" if settings.use_abs else "signed"]
+    return {
+        "dead_ratio": ratio["abs" if settings.use_abs else "signed"],
+        "dead_ratio_signed": ratio["signed"],
+        "dead_ratio_abs": ratio["abs"],
+        "dead_ratio_per_layer": [float(r["dead_ratio"]) for r in chosen],
+        "mean_fire_frequency_per_layer": [float(r["mean_fire_frequency"]) for r in chosen],
+    }
+
+
 def _measure(
-    model: PreTrainedModel, validation: TokenBlockDataset, batch_size: int, device: torch.device
+    model: PreTrainedModel,
+    validation: TokenBlockDataset,
+    batch_size: int,
+    device: torch.device,
+    settings: AuditSettings = AuditSettings(),
 ) -> dict[str, Any]:
     batches = [
-        {"input_ids": validation.blocks[i : i + batch_size]}
+        {"input_ids": validation.blocks[i : i + batch_size].to(device)}
         for i in range(0, len(validation), batch_size)
     ]
-    layers = run_audit(model, batches, kinds=("mlp_post",))
-    dead = sum(int(r["dead_count"]) for r in layers)
-    return {
-        "dead_ratio": dead / sum(int(r["width"]) for r in layers),
-        "dead_ratio_per_layer": [float(r["dead_ratio"]) for r in layers],
-        "val_loss": evaluate_loss(model, validation, batch_size=batch_size, device=device),
-    }
+    record = measure_dead(model, batches, settings)
+    record["val_loss"] = evaluate_loss(model, validation, batch_size=batch_size, device=device)
+    return record
 
 
 def train_one(
@@ -102,19 +171,28 @@ def train_one(
     *,
     strip: bool,
     device: torch.device,
-    progress: bool,
+    progress: bool | tqdm[Any],
+    settings: AuditSettings = AuditSettings(),
 ) -> list[dict[str, Any]]:
-    """Train one model; return one record per epoch (epoch 0 = before
-    training)."""
+    """Train one model; return one record per epoch (epoch 0 = before training).
+
+    ``progress`` is a flag (a bar of its own) or a shared bar to advance one step at a time.
+    """
     model = build_model(config.preset, tokenizer=tokenizer_vocab, seed=config.seed)
     swap_activation(model, config.activation)
+    quiet_loss_type(model)
     cast(Callable[[torch.device], PreTrainedModel], model.to)(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     stripper = SynapticStripping(model, config.fraction, AuditSettings()) if strip else None
-    history = [{"epoch": 0, **_measure(model, validation, config.batch_size, device)}]
+    history = [{"epoch": 0, **_measure(model, validation, config.batch_size, device, settings)}]
     label = "stripping" if strip else "baseline"
     total = config.epochs * config.steps_per_epoch
-    with tqdm(total=total, desc=f"strip: {label}", unit="step", disable=not progress) as bar:
+    bar_context: contextlib.AbstractContextManager[tqdm[Any]] = (
+        contextlib.nullcontext(progress)
+        if isinstance(progress, tqdm)
+        else tqdm(total=total, desc=f"strip: {label}", unit="step", disable=not progress)
+    )
+    with bar_context as bar:
         for epoch in range(1, config.epochs + 1):
             for offset in range(config.steps_per_epoch):
                 step = (epoch - 1) * config.steps_per_epoch + offset
@@ -123,7 +201,7 @@ def train_one(
                 train_step(model, optimizer, batch, max_grad_norm=None)
                 bar.update(1)
             record: dict[str, Any] = {"epoch": epoch}
-            record.update(_measure(model, validation, config.batch_size, device))
+            record.update(_measure(model, validation, config.batch_size, device, settings))
             if stripper is not None:
                 blocks = validation.blocks
                 batches = [
