@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,15 @@ def test_failure_inside_atomic_output_leaves_no_partial_file(tmp_path: Path) -> 
             raise RuntimeError("crash mid-write")
     assert destination.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
+
+
+def test_atomic_files_get_the_umask_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        written = write_json_atomic(tmp_path / "metrics.json", {"a": 1})
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        os.umask(0o077)
+        private = write_json_atomic(tmp_path / "private.json", {"a": 1})
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(previous)

@@ -25,6 +25,11 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     )
     os.close(handle)
     temporary = Path(temporary_name)
+    # mkstemp makes the file 0600; give it the mode a plain open() would (0666 less the umask),
+    # so teammates can read a shared run folder.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
     try:
         yield temporary
         with open(temporary, "rb") as written:
