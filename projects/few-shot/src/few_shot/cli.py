@@ -1,58 +1,35 @@
-"""``few-shot``: Zero-, one- and k-shot prompting with a measured evaluation harness.
+"""``few-shot``: zero-, one- and k-shot prompting with a measured evaluation harness.
 
-Completes a prompt with a language model (``--model``: a saved directory, an lm preset with random
-weights, or a Hub id) and writes ``metrics.json`` under ``--out``.
+Sub-commands: ``pretrain`` (the synthetic in-context-learning model), ``eval`` (a k-shot curve of a
+task on a model directory or an OpenAI-compatible URL) and ``benchmark`` (the issue's targets).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import time
-from pathlib import Path
-from typing import Any
-
-from few_shot.core import complete, load
+from few_shot.backends import BackendError
+from few_shot.benchmark import BenchmarkConfig
+from few_shot.benchmark import run as run_benchmark
+from few_shot.evaluate import EvalConfig
+from few_shot.evaluate import run as run_eval
+from few_shot.pretrain import PretrainConfig
+from few_shot.pretrain import run as run_pretrain
+from few_shot.tasks import TaskError
 from lm import ModelLoadError
-from ml_core import collect_run_metadata, write_json_atomic
-from ml_core.cli import Command, config_to_dict, make_main, require_positive
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """Complete a prompt with a causal language model."""
-
-    out: Path = Path("runs/few-shot")
-    """Output directory."""
-
-    model: str | None = None
-    """save_pretrained directory, lm preset or Hub id (default: runs/lm-tiny, else tiny)"""
-
-    prompt: str = "Return the"
-    max_new_tokens: int = 16
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        require_positive(self, "max_new_tokens")
-
-
-def run(config: Config) -> dict[str, Any]:
-    """Load, complete, write the metrics; returns them."""
-    loaded = load(config.model, config.seed)
-    started = time.perf_counter()
-    text = complete(loaded, config.prompt, config.max_new_tokens)
-    seconds = time.perf_counter() - started
-    metrics = {
-        "model": loaded.source,
-        "completion": text,
-        "tokens_per_second": config.max_new_tokens / seconds,
-        "config": config_to_dict(config),
-        "run": collect_run_metadata(packages=("torch", "transformers")).to_dict(),
-    }
-    write_json_atomic(config.out / "metrics.json", metrics)
-    print(f"{loaded.source}: {config.prompt!r} -> {text!r}")
-    return metrics
-
+from ml_core.cli import Command, make_main
 
 main = make_main(
-    Command(Config, run), prog="few-shot", description=__doc__, user_errors=(ModelLoadError,)
+    {
+        "eval": Command(EvalConfig, run_eval, help="k-shot curve of a task on a model or URL"),
+        "pretrain": Command(
+            PretrainConfig, run_pretrain, help="pretrain the in-context-learning model"
+        ),
+        "benchmark": Command(BenchmarkConfig, run_benchmark, help="check the issue's targets"),
+    },
+    prog="few-shot",
+    description=__doc__,
+    user_errors=(ModelLoadError, TaskError, BackendError),
 )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""``benchmark``: pretrain (or reuse) the ICL model and check the issue's targets.
+
+Parts, each written to ``benchmark.json`` as soon as it finishes: ``pretrain``, ``curves`` (k = 0,
+1, 2, 4, 8, 16 on the held-out invented language, the inverted-label reviews and the odd-sum
+failure case, >= 5 draws), ``sensitivity``, ``http`` (the same scores through the OpenAI-compatible
+server) and ``lm_eval`` (agreement with lm-evaluation-harness). Targets missed -> exit 1 naming
+them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from few_shot import synthetic
+from few_shot.agreement import lm_eval_agreement
+from few_shot.backends import CompletionsBackend, HuggingFaceBackend
+from few_shot.evaluate import chance, curve, plot_curve, sensitivity
+from few_shot.pretrain import PretrainConfig, evaluation_tasks
+from few_shot.pretrain import run as pretrain
+from few_shot.prompts import FORMATS, PromptBuilder
+from few_shot.scoring import score_draw
+from few_shot.server import create_app, serve
+from lm import load_model_spec
+from ml_core import collect_run_metadata, write_json_atomic
+from ml_core.cli import CheckFailed, config_to_dict, require_positive
+
+FULL_SHOTS = (0, 1, 2, 4, 8, 16)
+QUICK_SHOTS = (0, 1, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """Pretrain the ICL model (unless --model names one) and check the targets."""
+
+    out: Path = Path("runs/few-shot/benchmark")
+    model: Path | None = None
+    """An ICL model directory from `pretrain` (default: pretrain one into OUT/model)."""
+
+    quick: bool = False
+    """A smoke run: few pretraining steps, k = 0, 1, 8, 2 draws (targets will mostly be missed)."""
+
+    draws: int = 5
+    pretrain_steps: int = 1500
+    lm_eval: bool = True
+    """Run the lm-evaluation-harness agreement part."""
+
+    http: bool = True
+    """Run the OpenAI-compatible HTTP part."""
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(self, "draws", "pretrain_steps")
+
+
+def run(config: BenchmarkConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    path = config.out / "benchmark.json"
+    report: dict[str, Any] = {
+        "config": config_to_dict(config),
+        "run": collect_run_metadata(packages=("torch", "transformers")).to_dict(),
+        "targets": {},
+    }
+
+    def save() -> None:
+        report["seconds"] = time.perf_counter() - started
+        write_json_atomic(path, report)
+
+    draws = 2 if config.quick else config.draws
+    shots = QUICK_SHOTS if config.quick else FULL_SHOTS
+    model_dir = config.model or config.out / "model"
+    if config.model is None:
+        steps = min(40, config.pretrain_steps) if config.quick else config.pretrain_steps
+        metrics = pretrain(PretrainConfig(out=model_dir, steps=steps, seed=config.seed))
+        report["pretrain"] = {k: v for k, v in metrics.items() if k not in ("history", "run")}
+        report["targets"]["pretrain_minutes<=15"] = metrics["train_seconds"] <= 900
+        save()
+    loaded = load_model_spec(str(model_dir), preset_tokenizer=synthetic.build_tokenizer)
+    backend = HuggingFaceBackend(loaded.model, loaded.tokenizer, str(model_dir))
+    tasks = evaluation_tasks()
+    fmt = FORMATS["icl"]
+    curves: dict[str, Any] = {}
+    eval_started = time.perf_counter()
+    for name, task in tasks.items():
+        builder = PromptBuilder(task, fmt)
+        results, _ = curve(
+            backend,
+            task,
+            builder,
+            shots,
+            draws,
+            selection="random",
+            ordering="as-selected",
+            generation=name == "invented-language",
+            seed=config.seed,
+            desc=name,
+        )
+        curves[name] = {"chance": chance(task), "shots": results}
+        plot_curve(
+            {"random selection": results},
+            config.out / f"k_curve_{name}.png",
+            f"{name} (held out)",
+            chance(task),
+        )
+        report["curves"] = curves
+        save()
+    language = curves["invented-language"]
+    zero = language["shots"]["0"]["acc"]["mean"]
+    eight = language["shots"]["8"]["acc"]["mean"]
+    report["targets"]["invented_language_0shot_at_chance"] = abs(zero - language["chance"]) <= 0.15
+    report["targets"]["invented_language_8shot>=0.80"] = eight >= 0.80
+    odd = curves["odd-sum"]["shots"]
+    report["failure_case"] = {
+        "task": "odd-sum",
+        "acc_by_k": {k: v["acc"]["mean"] for k, v in odd.items()},
+        "gain_largest_k_over_zero": odd[str(max(shots))]["acc"]["mean"] - odd["0"]["acc"]["mean"],
+    }
+    save()
+
+    task = tasks["invented-language"]
+    builder = PromptBuilder(task, fmt)
+    report["sensitivity"] = sensitivity(backend, task, builder, 8, draws, config.seed)
+    report["eval_seconds"] = time.perf_counter() - eval_started
+    report["targets"]["evaluation_minutes<=10"] = report["eval_seconds"] <= 600
+    save()
+
+    if config.http:
+        with serve(create_app(loaded.model, loaded.tokenizer)) as url:
+            remote = CompletionsBackend(url)
+            timed: dict[str, Any] = {}
+            for label, used in (("local", backend), ("http", remote)):
+                result = score_draw(used, task, builder, 8, 0, seed=config.seed)
+                timed[label] = {
+                    "acc": result.acc,
+                    "seconds_per_query": result.seconds / len(task.queries),
+                }
+        timed["same_acc"] = timed["local"]["acc"] == timed["http"]["acc"]
+        timed["prefix_cache"] = (
+            "not measured: this project's test server has no prefix cache and kv-serve "
+            "cannot be imported by a project"
+        )
+        report["http"] = timed
+        report["targets"]["http_matches_local"] = timed["same_acc"]
+        save()
+
+    if config.lm_eval:
+        report["lm_eval"] = lm_eval_agreement(model_dir, task, k=8, work=config.out / "lm_eval")
+        report["targets"]["lm_eval_acc_within_0.5_points"] = report["lm_eval"]["agrees"]
+        save()
+
+    missed = [name for name, ok in report["targets"].items() if not ok]
+    report["missed"] = missed
+    save()
+    print(f"benchmark written to {path}; targets: {report['targets']}")
+    if missed:
+        raise CheckFailed("missed target(s): " + ", ".join(missed))
+    return report

@@ -1,0 +1,283 @@
+"""Pretrain a small GPT-2 on the synthetic in-context-learning mixture (see :mod:`synthetic`).
+
+Writes a ``save_pretrained`` directory loadable by ``lm.load_model_spec(path)`` (model, word-level
+tokenizer), ``few_shot_format.json`` (the prompt format it was trained on), ``metrics.json``,
+``loss_curve.png`` and ``tasks/`` (held-out evaluation tasks as JSONL).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from matplotlib.figure import Figure
+from tqdm import tqdm
+from transformers import (
+    AutoModelForCausalLM,
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    get_cosine_schedule_with_warmup,
+)
+
+from few_shot import synthetic
+from few_shot.prompts import FORMAT_FILE
+from few_shot.tasks import Example, Task, write_task
+from lm import count_parameters
+from ml_core import collect_run_metadata, seed_everything, write_json_atomic
+from ml_core.cli import config_to_dict, require, require_positive
+from ml_core.plotting import save_figure
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Pretrain the in-context-learning model on fresh synthetic mappings."""
+
+    out: Path = Path("runs/few-shot/icl-model")
+    """Model directory to write (replaced atomically at the end)."""
+
+    steps: int = 1800
+    batch_size: int = 32
+    block_size: int = 64
+    """Tokens per training sequence (episodes are cut or padded to it)."""
+
+    family: Literal["gpt2", "llama"] = "gpt2"
+    """Layout: GPT-2 (learned positions) or Llama (rotary positions, as lm's llama presets)."""
+
+    layers: int = 2
+    width: int = 64
+    heads: int = 4
+    lr: float = 3e-3
+    warmup: int = 100
+    eval_every: int = 100
+    max_seconds: float = 840.0
+    """Stop early after this much training time (the target is <= 15 minutes on 2 cores)."""
+
+    init: Path | None = None
+    """Continue from this model directory (from an earlier `pretrain`) instead of random weights."""
+
+    threads: int = 1
+    """Torch threads (one thread is fastest for a model this small on a shared machine)."""
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(
+            self,
+            "threads",
+            "steps",
+            "batch_size",
+            "block_size",
+            "layers",
+            "width",
+            "heads",
+            "lr",
+            "eval_every",
+            "max_seconds",
+        )
+        require(self.width % self.heads == 0, "width", "must be divisible by --heads")
+        require(self.block_size >= 16, "block_size", "must be at least 16")
+
+
+def as_task(data: dict[str, Any]) -> Task:
+    """A task dict from :mod:`synthetic` as a :class:`Task`."""
+    return Task(
+        name=data["name"],
+        instruction=data["instruction"],
+        options=tuple(data["options"]),
+        demonstrations=tuple(Example(**d) for d in data["demonstrations"]),
+        queries=tuple(Example(**q) for q in data["queries"]),
+    )
+
+
+def evaluation_tasks(seed: int = 100) -> dict[str, Task]:
+    """The held-out tasks written beside the model."""
+    return {
+        "invented-language": as_task(synthetic.invented_language_task(seed)),
+        "inverted-sentiment": as_task(synthetic.inverted_sentiment_task(seed)),
+        "odd-sum": as_task(synthetic.odd_sum_task(seed)),
+    }
+
+
+def _batch(
+    rng: random.Random, tokenizer: Any, batch_size: int, block_size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    pad = int(tokenizer.pad_token_id)
+    ids = torch.full((batch_size, block_size), pad, dtype=torch.long)
+    mask = torch.zeros((batch_size, block_size), dtype=torch.long)
+    for row in range(batch_size):
+        tokens = tokenizer(synthetic.episode_text(rng))["input_ids"][:block_size]
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+    return ids, mask
+
+
+def _loss(model: PreTrainedModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100
+    )
+
+
+@torch.no_grad()
+def heldout_lookup_accuracy(
+    model: PreTrainedModel, tokenizer: Any, episodes: int = 64, seed: int = 999
+) -> float:
+    """Greedy next-token accuracy on held-out translation pairs whose word already appeared in the
+    same sequence (so the answer is in the context)."""
+    rng = random.Random(seed)
+    model.train(False)
+    hits = total = 0
+    equals = tokenizer.convert_tokens_to_ids("=")
+    for _ in range(episodes):
+        mapping = synthetic._sample_mapping(rng, rng.randint(3, 6), evaluation=True)
+        keys = list(mapping)
+        pairs = [(key, mapping[key]) for key in (rng.choice(keys) for _ in range(16))]
+        text = " ".join(f"{x} = {y} ;" for x, y in pairs)
+        ids = torch.tensor([tokenizer(text)["input_ids"]])
+        predicted = model(input_ids=ids).logits[0].argmax(-1)
+        seen: set[int] = set()
+        tokens = ids[0].tolist()
+        for position in range(1, len(tokens) - 1):
+            if tokens[position] == equals:
+                key = tokens[position - 1]
+                if key in seen:
+                    total += 1
+                    hits += int(predicted[position] == tokens[position + 1])
+                seen.add(key)
+    model.train()
+    return hits / max(1, total)
+
+
+def _plot(history: list[dict[str, float]], path: Path) -> None:
+    figure = Figure(figsize=(7, 3.5))
+    left, right = figure.subplots(1, 2)
+    left.plot([h["step"] for h in history], [h["train_loss"] for h in history])
+    left.set(xlabel="step", ylabel="train loss (nats/token)", title="Loss")
+    right.plot([h["step"] for h in history], [h["heldout_lookup_accuracy"] for h in history])
+    right.set(xlabel="step", ylabel="accuracy", title="Held-out in-context lookup", ylim=(0, 1))
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def _fresh_model(config: PretrainConfig, tokenizer: Any) -> PreTrainedModel:
+    torch.manual_seed(config.seed)
+    if config.family == "llama":
+        return LlamaForCausalLM(
+            LlamaConfig(
+                vocab_size=len(tokenizer),
+                max_position_embeddings=max(256, config.block_size),
+                hidden_size=config.width,
+                intermediate_size=config.width * 8 // 3,
+                num_hidden_layers=config.layers,
+                num_attention_heads=config.heads,
+                num_key_value_heads=config.heads,
+                tie_word_embeddings=True,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+    return GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=max(256, config.block_size),
+            n_layer=config.layers,
+            n_embd=config.width,
+            n_head=config.heads,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+
+
+def run(config: PretrainConfig) -> dict[str, Any]:
+    """Pretrain and write the model directory; returns the metrics."""
+    seed_everything(config.seed)
+    torch.set_num_threads(config.threads)
+    tokenizer = synthetic.build_tokenizer()
+    model = (
+        AutoModelForCausalLM.from_pretrained(config.init)
+        if config.init is not None
+        else _fresh_model(config, tokenizer)
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
+    rng = random.Random(config.seed)
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    running = 0.0
+    step = 0
+    model.train()
+    progress = tqdm(range(1, config.steps + 1), desc="pretrain", unit="step")
+    for step in progress:
+        ids, mask = _batch(rng, tokenizer, config.batch_size, config.block_size)
+        loss = _loss(model, ids, mask)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        value = loss.item()
+        running = 0.9 * running + 0.1 * value if step > 1 else value
+        out_of_time = time.perf_counter() - started > config.max_seconds
+        if step % config.eval_every == 0 or step == config.steps or out_of_time:
+            accuracy = heldout_lookup_accuracy(model, tokenizer)
+            history.append(
+                {
+                    "step": step,
+                    "train_loss": running,
+                    "heldout_lookup_accuracy": accuracy,
+                    "seconds": time.perf_counter() - started,
+                }
+            )
+            progress.set_postfix(loss=f"{running:.3f}", icl=f"{accuracy:.2f}")
+        if out_of_time:
+            break
+    seconds = time.perf_counter() - started
+    metrics = {
+        "steps": step,
+        "train_seconds": seconds,
+        "parameters": count_parameters(model),
+        "final_train_loss": running,
+        "heldout_lookup_accuracy": history[-1]["heldout_lookup_accuracy"] if history else 0.0,
+        "history": history,
+        "config": config_to_dict(config),
+        "run": collect_run_metadata(packages=("torch", "transformers", "tokenizers")).to_dict(),
+    }
+    # Write everything into a temporary sibling, then swap it in: never a half-written model.
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.out.name}.", dir=config.out.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / FORMAT_FILE).write_text(json.dumps({"format": "icl"}) + "\n")
+        for name, task in evaluation_tasks().items():
+            write_task(task, staging / "tasks" / f"{name}.jsonl")
+        write_json_atomic(staging / "metrics.json", metrics)
+        _plot(history, staging / "loss_curve.png")
+        if config.out.exists():
+            shutil.rmtree(config.out)
+        staging.rename(config.out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(
+        f"pretrained {metrics['parameters']:,} parameters for {step} steps in {seconds:.0f}s; "
+        f"held-out lookup accuracy {metrics['heldout_lookup_accuracy']:.3f} -> {config.out}"
+    )
+    return metrics

@@ -1,0 +1,162 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from few_shot import synthetic
+from few_shot.cli import main
+from few_shot.tasks import Task, write_task
+from lm import load_model_spec
+
+
+def test_eval_writes_results_curve_and_prompts(
+    tmp_path: Path, model_dir: Path, colour_task: Task
+) -> None:
+    write_task(colour_task, tmp_path / "task.jsonl")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "eval",
+            "--task",
+            str(tmp_path / "task.jsonl"),
+            "--model",
+            str(model_dir),
+            "--shots",
+            "0,1,4",
+            "--draws",
+            "3",
+            "--out",
+            str(out),
+            "--generation",
+        ]
+    )
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["prompt_format"] == "icl"
+    assert set(results["shots"]) == {"0", "1", "4"}
+    assert results["shots"]["4"]["acc"]["n"] == 3
+    assert results["shots"]["0"]["acc"]["n"] == 1
+    assert "exact_match" in results["shots"]["1"]
+    assert results["sensitivity"]["k"] == 4
+    assert set(results["sensitivity"]["selection"]) == {"random", "balanced", "similar"}
+    assert (out / "k_curve.png").read_bytes()[:4] == b"\x89PNG"
+    prompts = [json.loads(line) for line in (out / "prompts.jsonl").read_text().splitlines()]
+    assert len(prompts) == (1 + 3 + 3) * len(colour_task.queries)
+    four_shot = next(p for p in prompts if p["k"] == 4)
+    assert four_shot["context"].count(" ; ") == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shots", "0,10"], "10-shot needs 10 demonstrations"),
+        (["--shots", "0,x"], "--shots: must be comma-separated"),
+        (["--model", "/nonexistent/model"], "does not exist"),
+    ],
+)
+def test_bad_requests_exit_2_and_write_nothing(
+    tmp_path: Path,
+    model_dir: Path,
+    colour_task: Task,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    write_task(colour_task, tmp_path / "task.jsonl")
+    out = tmp_path / "out"
+    base = [
+        "eval",
+        "--task",
+        str(tmp_path / "task.jsonl"),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(out),
+    ]
+    assert main(base + args) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert "Traceback" not in error
+    assert not out.exists()
+
+
+def test_a_task_with_missing_fields_or_unknown_label_words_is_refused(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "meta"}\n{"kind": "query", "target": "red"}\n')
+    assert (
+        main(["eval", "--task", str(bad), "--model", str(model_dir), "--out", str(tmp_path / "o")])
+        == 2
+    )
+    assert "missing or non-string field(s) input" in capsys.readouterr().err
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(
+        '{"kind": "meta", "options": ["zzzqx", "red"]}\n'
+        '{"kind": "query", "input": "cat", "target": "red"}\n'
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "--task",
+                str(odd),
+                "--model",
+                str(model_dir),
+                "--shots",
+                "0",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "no token for the label word(s) ['zzzqx']" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_pretrain_writes_a_model_lm_can_load_with_tasks(tmp_path: Path) -> None:
+    out = tmp_path / "icl"
+    assert (
+        main(
+            [
+                "pretrain",
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--batch-size",
+                "4",
+                "--eval-every",
+                "2",
+            ]
+        )
+        == 0
+    )
+    loaded = load_model_spec(str(out), preset_tokenizer=synthetic.build_tokenizer)
+    assert loaded.tokenizer("wug = red")["input_ids"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 3
+    assert [h["step"] for h in metrics["history"]] == [2, 3]
+    assert sorted(p.name for p in (out / "tasks").iterdir()) == [
+        "invented-language.jsonl",
+        "inverted-sentiment.jsonl",
+        "odd-sum.jsonl",
+    ]
+    assert (out / "loss_curve.png").exists()
+
+
+def test_benchmark_quick_reports_missed_targets_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench"
+    code = main(
+        ["benchmark", "--quick", "--out", str(out), "--pretrain-steps", "2", "--no-lm-eval"]
+    )
+    assert code == 1
+    assert "invented_language_8shot>=0.80" in capsys.readouterr().err
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["targets"]["invented_language_8shot>=0.80"] is False
+    assert report["http"]["same_acc"] is True
+    assert set(report["curves"]) == {"invented-language", "inverted-sentiment", "odd-sum"}
+    assert (out / "k_curve_invented-language.png").exists()
