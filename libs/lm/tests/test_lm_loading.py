@@ -45,6 +45,16 @@ def test_missing_local_directory(tmp_path: Path) -> None:
         load_tokenizer(missing)
 
 
+def test_a_relative_path_under_an_existing_folder_is_not_a_hub_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match="does not exist") as error:
+        load_model("runs/no-such-model")
+    assert "Hugging Face Hub id" in str(error.value) and "Tried" not in str(error.value)
+
+
 def test_unknown_hub_id_says_what_was_tried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,11 +15,14 @@ import uvicorn
 from transformers import PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from kv_serve.app import create_app
+from kv_serve.app import Limits, create_app
 from kv_serve.cache import CacheManager
 from kv_serve.engine import Engine
 from kv_serve.kv import KV
 from lm import build_model, train_tokenizer
+
+# One intra-op thread: on a shared 2-core machine more threads only spin against each other.
+torch.set_num_threads(1)
 
 TEXTS = tuple(
     f"Return the {word} of the {thing}. The {thing} is {word}, and {word} things follow."
@@ -68,11 +71,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(engine: Engine) -> Iterator[httpx.Client]:
+def running_server(engine: Engine, limits: Limits | None = None) -> Iterator[httpx.Client]:
     """Serve ``engine`` with uvicorn on a free 127.0.0.1 port in a thread; yield a client."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        create_app(engine, limits), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -293,3 +293,46 @@ def test_fp16_storage_halves_bytes_and_still_generates() -> None:
         gen(client, token_ids=ids, max_new_tokens=4, session_id="h")
         full = client.get("/v1/cache/stats").json()
     assert half["bytes"] * 2 == full["bytes"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"prompt": "a", "temperature": NaN}',
+        b'{"prompt": "a", "top_p": Infinity}',
+        b'{"prompt": "a", "temperature": -Infinity}',
+        b'{"prompt": "a", "unknown": NaN}',
+        b'{"prompt": "a", "max_new_tokens": NaN}',
+    ],
+)
+def test_non_finite_numbers_are_422_not_500(client: httpx.Client, raw: bytes) -> None:
+    response = client.post(
+        "/v1/generate", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith("Invalid request")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(client: httpx.Client) -> None:
+    missing = client.get("/v1/nothing-here")
+    assert missing.status_code == 404 and "/v1/nothing-here" in missing.json()["error"]
+    wrong = client.put("/v1/generate", json={})
+    assert wrong.status_code == 405 and "PUT" in wrong.json()["error"]
+    assert "POST" in wrong.headers["allow"]
+
+
+def test_health_flags_random_weights_and_stats_follow_storage_dtype() -> None:
+    engine = make_engine(storage_dtype=torch.float16)
+    with running_server(engine) as http:
+        health = http.get("/healthz").json()
+        assert health["random_weights"] is True and health["model"] == "preset:tiny"
+        stats = http.get("/v1/cache/stats").json()
+        assert stats["bytes_per_token"] == engine.kv_shape.bytes_per_token(torch.float16)
+        assert stats["bytes_per_token"] * 2 == engine.kv_shape.bytes_per_token(torch.float32)
+        ids = engine.encode(PROMPT)
+        gen(http, token_ids=ids, max_new_tokens=2)
+        gen(http, token_ids=ids, max_new_tokens=2)
+        assert http.get("/v1/cache/stats").json()["prefix_hits"] >= 1
+        cleared = http.delete("/v1/cache").json()
+        assert cleared["prefix_hits"] == 0 and cleared["hits"] == 0 and cleared["bytes"] == 0

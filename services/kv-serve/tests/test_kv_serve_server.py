@@ -88,6 +88,26 @@ def test_missing_model_directory_is_a_clear_usage_error(
     assert "Traceback" not in error
 
 
+def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "runs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    command = [
+        sys.executable,
+        "-c",
+        "from kv_serve.server import main; raise SystemExit(main(None))",
+        "--model",
+        "runs/no-such-model",
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "huggingface.co" not in done.stderr
+    assert "kv-serve: error: Could not load a causal language model" in done.stderr
+    assert "does not exist" in done.stderr
+
+
 def test_cli_serves_over_http_and_stops() -> None:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), KV_SERVE_BUDGET_MB="16")
@@ -122,7 +142,7 @@ def test_cli_serves_over_http_and_stops() -> None:
             assert time.monotonic() < deadline, "the server did not come up"
             time.sleep(0.25)
         health = httpx.get(base + "/healthz").json()
-        assert health["model"] == "preset:tiny"
+        assert health["model"] == "preset:tiny" and health["random_weights"] is True
         prompt = "Return the sum of the list. " * 8  # several 16-token blocks
         body = {"prompt": prompt, "max_new_tokens": 5, "stop_at_eos": False}
         first = httpx.post(base + "/v1/generate", json=body, timeout=60).json()

@@ -22,10 +22,13 @@ class ModelLoadError(RuntimeError):
 
 def _looks_like_path(name_or_path: str) -> bool:
     # Hub ids are "name" or "namespace/name"; anything else can only mean a file system path.
+    # "runs/missing" where ./runs exists is a path too: asking the Hub would only wait and fail.
+    namespace, slash, _ = name_or_path.partition("/")
     return (
         name_or_path.startswith((".", "/", "~"))
         or name_or_path.count("/") > 1
         or "\\" in name_or_path
+        or (bool(slash) and Path(namespace).is_dir())
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +17,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kv_serve.engine import BadRequest, Engine, Generation, GenerationParams
+from kv_serve.limits import AdmissionGate, GuardMiddleware, LimitExceeded, RateLimiter
+from kv_serve.openai_api import add_openai_routes
 
 # Far above any model context here; requests past the engine's own limit get a clear 422.
 MAX_NEW_TOKENS_FIELD_LIMIT = 1_000_000
@@ -27,7 +31,7 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 class GenerateRequest(BaseModel):
     """A generation request: a prompt (text or token ids) and sampling options."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     prompt: str | None = Field(None, description="text to continue (or send token_ids)")
     token_ids: list[int] | None = Field(None, description="prompt as token ids")
@@ -61,7 +65,9 @@ class GenerateRequest(BaseModel):
     def params(self) -> GenerationParams:
         """The request's sampling options, as the engine takes them."""
         names = [field.name for field in dataclasses.fields(GenerationParams)]
-        return GenerationParams(**{name: getattr(self, name) for name in names})
+        return GenerationParams(
+            **{name: getattr(self, name) for name in names if hasattr(self, name)}
+        )
 
 
 class GenerateResponse(BaseModel):
@@ -110,12 +116,40 @@ class _CacheCollector(Collector):
             yield GaugeMetricFamily(f"kv_cache_{name}_total", name.replace("_", " "), stats[name])
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message, **extra})
+def _error(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message, **extra}, headers=headers)
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The service around ``engine``."""
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as strings and unknown objects as ``str``: always valid JSON
+    (a request may carry NaN, and the error must still be encodable)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Authentication and admission limits of the service (all off by default)."""
+
+    api_keys: tuple[str, ...] = ()
+    requests_per_minute: float = 0.0
+    tokens_per_minute: float = 0.0
+    max_queued: int = 256
+    max_body_bytes: int = 1024 * 1024
+
+
+def create_app(engine: Engine, limits: Limits | None = None) -> FastAPI:
+    """The service around ``engine``, guarded by ``limits``."""
+    limits = limits or Limits()
     app = FastAPI(
         title="kv-serve",
         description="Text generation with managed key/value caches: sessions, TTLs, "
@@ -123,6 +157,17 @@ def create_app(engine: Engine) -> FastAPI:
         version="0.1.0",
     )
     app.state.engine = engine
+    limiter = RateLimiter(limits.requests_per_minute, limits.tokens_per_minute)
+    gate = AdmissionGate(limits.max_queued)
+    app.state.limiter = limiter
+    app.state.gate = gate
+    app.add_middleware(
+        GuardMiddleware,
+        api_keys=limits.api_keys,
+        limiter=limiter,
+        max_body_bytes=limits.max_body_bytes,
+        worker_threads=limits.max_queued + 16,
+    )
     registry = CollectorRegistry()
     requests_total = Counter(
         "kv_requests", "generation requests by outcome", ["outcome"], registry=registry
@@ -172,9 +217,7 @@ def create_app(engine: Engine) -> FastAPI:
             message = str(error.get("msg", "invalid"))
             problems.append(f"{where}: {message}" if where else message)
         return _error(
-            422,
-            "Invalid request: " + "; ".join(problems),
-            detail=json.loads(json.dumps(exc.errors(), default=str)),
+            422, "Invalid request: " + "; ".join(problems), detail=json_safe(exc.errors())
         )
 
     @app.exception_handler(BadRequest)
@@ -182,8 +225,51 @@ def create_app(engine: Engine) -> FastAPI:
         requests_total.labels("invalid").inc()
         return _error(exc.status_code, str(exc))
 
+    @app.exception_handler(LimitExceeded)
+    async def _limited(request: Request, exc: LimitExceeded) -> JSONResponse:
+        requests_total.labels("limited").inc()
+        return _error(exc.status_code, str(exc), exc.headers())
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"Not found: {request.method} {request.url.path} (see /docs)."
+        elif exc.status_code == 405:
+            message = f"Method {request.method} is not allowed on {request.url.path}."
+        return _error(exc.status_code, message, dict(exc.headers or {}))
+
+    def identity(request: Request) -> str:
+        return str(getattr(request.state, "identity", None) or "anonymous")
+
+    def start(
+        request: Request,
+        ids: list[int],
+        params: GenerationParams,
+        *,
+        session_id: str | None = None,
+        context_key: str | None = None,
+        use_prefix_cache: bool = True,
+    ) -> Generation:
+        """Charge the caller's token bucket, take a queue slot (503 when full) and start."""
+        limiter.charge_tokens(identity(request), len(ids) + params.max_new_tokens)
+        gate.enter()
+        try:
+            generation = engine.start(
+                ids,
+                params,
+                session_id=session_id,
+                context_key=context_key,
+                use_prefix_cache=use_prefix_cache,
+            )
+        except BaseException:
+            gate.leave()
+            raise
+        generation.on_close(gate.leave)
+        return generation
+
     @app.post("/v1/generate", response_model=GenerateResponse)
-    def generate(body: GenerateRequest) -> Any:
+    def generate(body: GenerateRequest, request: Request) -> Any:
         """Generate tokens; with ``stream`` the response is server-sent events:
 
         one ``data:`` line per token, then an ``event: done`` with the result.
@@ -192,7 +278,8 @@ def create_app(engine: Engine) -> FastAPI:
         if not ids:
             raise BadRequest("The prompt encodes to no tokens.", 422)
         params = body.params()
-        generation = engine.start(
+        generation = start(
+            request,
             ids,
             params,
             session_id=body.session_id,
@@ -254,7 +341,9 @@ def create_app(engine: Engine) -> FastAPI:
     def cache_stats() -> dict[str, Any]:
         """Entries, bytes, hits, misses, evictions and expirations of the caches."""
         stats = engine.cache.stats()
-        stats["bytes_per_token"] = engine.kv_shape.bytes_per_token(engine.dtype)
+        stats["bytes_per_token"] = engine.kv_shape.bytes_per_token(
+            engine.cache.storage_dtype or engine.dtype
+        )
         return stats
 
     @app.delete("/v1/cache")
@@ -265,11 +354,14 @@ def create_app(engine: Engine) -> FastAPI:
 
     started = time.time()
 
+    add_openai_routes(app, engine, start, record)
+
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
         return {
             "status": "ok",
             "model": engine.model_name,
+            "random_weights": engine.random_weights,
             "context_length": engine.context_length,
             "vocab_size": engine.vocab_size,
             "uptime_s": time.time() - started,

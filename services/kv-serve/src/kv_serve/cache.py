@@ -421,11 +421,12 @@ class CacheManager:
     # ------------------------------------------------------------------ introspection
 
     def clear(self) -> None:
-        """Drop every unpinned cache (sessions keep their history)."""
+        """Drop every unpinned cache (sessions keep their history) and reset the counters."""
         with self._lock:
             for key in list(self._lru):
                 if key in self._lru and (key[0] == "block" or self._evictable(key)):
                     self._drop(key)
+            self.counters = CacheCounters()
 
     def stats(self) -> dict[str, Any]:
         """Entries, bytes, hits, misses, evictions and expirations."""

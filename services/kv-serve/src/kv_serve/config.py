@@ -9,6 +9,7 @@ command-line flag overrides it. The command line itself is :func:`ml_core.cli.ma
 from __future__ import annotations
 
 import dataclasses
+import os
 from functools import lru_cache
 from typing import Literal
 
@@ -76,16 +77,69 @@ class Settings:
     log_level: LogLevel = "info"
     """Uvicorn and service log level."""
 
+    api_key: tuple[str, ...] = option(
+        (),
+        help="accepted API keys (several allowed; the variable takes them space-separated); "
+        "none: no authentication. Clients send 'Authorization: Bearer <key>'",
+    )
+    rate_limit_rpm: float = 0.0
+    """Requests per minute per API key (per client address without keys); 0: no limit."""
+
+    rate_limit_tpm: float = 0.0
+    """Tokens (prompt + max new tokens) per minute per API key; 0: no limit."""
+
+    max_queued: int = 256
+    """Generation requests admitted at once (running or waiting); more get 503."""
+
+    max_body_kb: int = 1024
+    """Largest request body, in KiB (413 above)."""
+
+    torch_threads: int = 0
+    """Torch intra-op threads of the forward passes (0: one fewer than the cores, at least 1)."""
+
+    max_batch: int = 64
+    """Sequences decoded together in one forward pass (continuous batching)."""
+
     def __post_init__(self) -> None:
         require(0 <= self.port <= 65535, "port", f"must be in [0, 65535], got {self.port}")
         require_positive(
-            self, "budget_mb", "block_size", "max_new_tokens_limit", "tokenizer_max_chars"
+            self,
+            "budget_mb",
+            "block_size",
+            "max_new_tokens_limit",
+            "tokenizer_max_chars",
+            "max_queued",
+            "max_body_kb",
+            "max_batch",
         )
-        require_non_negative(self, "session_ttl_s", "prefix_ttl_s")
+        require_non_negative(
+            self,
+            "session_ttl_s",
+            "prefix_ttl_s",
+            "rate_limit_rpm",
+            "rate_limit_tpm",
+            "torch_threads",
+        )
+        for key in self.api_key:
+            require(
+                len(key) >= 8 and key.isprintable() and " " not in key,
+                "api_key",
+                "each key must be at least 8 printable characters without spaces",
+            )
 
     @property
     def budget_bytes(self) -> int:
         return int(self.budget_mb * MiB)
+
+
+def default_torch_threads() -> int:
+    """One fewer intra-op threads than cores (at least 1): the scheduler thread runs every forward
+    pass, and the remaining core serves HTTP, tokenization and sampling.
+
+    On a loaded 2-core machine 2 intra-op threads made decoding 30x slower than 1 (spinning OpenMP
+    workers), so 1 it is there.
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 @lru_cache(maxsize=4)

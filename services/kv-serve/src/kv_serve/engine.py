@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -19,7 +19,8 @@ from transformers import DynamicCache, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from kv_serve.cache import CacheManager
-from kv_serve.kv import KV, KVShape, from_dynamic_cache, kv_length, to_dynamic_cache
+from kv_serve.kv import KV, KVShape, kv_length
+from kv_serve.scheduler import BatchSequence, Finished, Scheduler
 
 
 class BadRequest(ValueError):
@@ -38,6 +39,26 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int | None = None
     stop_at_eos: bool = True
+    logprobs: int | None = None  # None: none; n >= 0: the chosen token's and the n most likely
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenLogprob:
+    """A token's log-probability given what precedes it, and the most likely alternatives."""
+
+    token_id: int
+    logprob: float
+    top: dict[int, float]
+
+
+def token_logprobs(logits: torch.Tensor, token_id: int, top_n: int) -> TokenLogprob:
+    """``token_id``'s log-probability under 1-D ``logits`` and the ``top_n`` most likely tokens."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    top: dict[int, float] = {}
+    if top_n > 0:
+        values, indices = torch.topk(logp, min(top_n, logp.numel()))
+        top = {int(i): float(v) for i, v in zip(indices.tolist(), values.tolist())}
+    return TokenLogprob(token_id, float(logp[token_id]), top)
 
 
 @dataclasses.dataclass
@@ -63,6 +84,7 @@ class GenerationResult:
 class TokenEvent:
     token_id: int
     text: str
+    logprob: TokenLogprob | None = None
 
 
 def sample_next(
@@ -96,12 +118,18 @@ class Engine:
         *,
         model_name: str = "model",
         max_new_tokens_limit: int = 1024,
+        random_weights: bool | None = None,
+        max_batch: int = 64,
     ) -> None:
         model.train(False)
         self.model = model
         self.tokenizer = tokenizer
         self.cache = cache
         self.model_name = model_name
+        # A preset has random weights: its text is noise (say so at start and in /healthz).
+        self.random_weights = (
+            model_name.startswith("preset:") if random_weights is None else random_weights
+        )
         self.max_new_tokens_limit = max_new_tokens_limit
         self.kv_shape = KVShape.from_config(model.config)
         self.dtype = next(model.parameters()).dtype
@@ -114,6 +142,8 @@ class Engine:
         self.eos_token_id = eos if isinstance(eos, int) else None
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        # Every forward pass runs on the scheduler's thread (continuous batching).
+        self.scheduler = Scheduler(model, max_batch=max_batch)
 
     @property
     def inflight(self) -> int:
@@ -156,6 +186,33 @@ class Engine:
                 + (", or delete the session." if history else "."),
                 413 if total_prompt >= self.context_length else 400,
             )
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, ids: Sequence[int], top_n: int = 0) -> list[TokenLogprob]:
+        """Log-probabilities of ``ids[1:]``, each given the tokens before it (one forward pass over
+        the whole sequence; what ``echo=True`` with ``logprobs`` returns for a prompt)."""
+        self.check_tokens(ids)
+        if len(ids) > self.context_length:
+            raise BadRequest(
+                f"The prompt is {len(ids)} tokens: more than the model context of "
+                f"{self.context_length} tokens.",
+                413,
+            )
+        if len(ids) < 2:
+            return []
+        inputs = torch.tensor([list(ids)])
+
+        def forward() -> torch.Tensor:
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=inputs, attention_mask=torch.ones_like(inputs), use_cache=False
+                )
+            logits: torch.Tensor = out.logits[0]
+            return logits
+
+        logits = self.scheduler.call(forward)
+        return [token_logprobs(logits[i - 1], ids[i], top_n) for i in range(1, len(ids))]
 
     # ------------------------------------------------------------------ generation
 
@@ -265,6 +322,7 @@ class Generation:
         self._lock = lock
         self._closed = False
         self._checked_in = False
+        self._on_close: list[Callable[[], None]] = []
         self.result: GenerationResult | None = None
         self._iterator: Generator[TokenEvent, None, None] = self._run()
 
@@ -280,16 +338,24 @@ class Generation:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once when the generation is closed."""
+        self._on_close.append(callback)
+
     def close(self) -> None:
         """Stop (if still running) and release the session."""
         if self._closed:
             return
         self._closed = True
-        self._iterator.close()
-        if self.session_id is not None and not self._checked_in:
-            self.engine.cache.release_session(self.session_id)
-        if self._lock is not None:
-            self._lock.release()
+        try:
+            self._iterator.close()
+            if self.session_id is not None and not self._checked_in:
+                self.engine.cache.release_session(self.session_id)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+            for callback in self._on_close:
+                callback()
 
     def _run(self) -> Generator[TokenEvent, None, None]:
         engine, cache, params = self.engine, self.engine.cache, self.params
@@ -310,55 +376,59 @@ class Generation:
             prefix_tokens = match.tokens
             if match.kv is not None and match.tokens > reused:
                 reused, reused_kv, session_hit = match.tokens, match.kv, False
-        # Both sources hand out private copies already: no second clone on this hot path.
-        dyn = (
-            to_dynamic_cache(reused_kv, copy=False)
-            if reused_kv is not None and reused > 0
-            else None
-        )
-        if dyn is not None and dyn.get_seq_length() > reused:
-            dyn.crop(reused)
-        if dyn is None:
-            reused = 0
-            dyn = DynamicCache()
+        if reused_kv is not None and reused > 0:
+            # Both sources hand out private copies already: no second clone on this hot path.
+            if kv_length(reused_kv) > reused:
+                reused_kv = tuple((k[:, :, :reused], v[:, :, :reused]) for k, v in reused_kv)
+        else:
+            reused, reused_kv = 0, None
         generator = None
         if params.temperature > 0:
             generator = torch.Generator()
             generator.manual_seed(
                 params.seed if params.seed is not None else torch.seed() % (2**63)
             )
+        sequence = BatchSequence(
+            feed=tokens[reused:],
+            kv=reused_kv,
+            max_new_tokens=params.max_new_tokens,
+            sample=lambda logits: sample_next(logits, params, generator),
+            eos_token_id=engine.eos_token_id if params.stop_at_eos else None,
+        )
         with engine._inflight_lock:
             engine._inflight += 1
         new_ids: list[int] = []
-        finish = "length"
         ttft = 0.0
-        processed = 0
+        finished: Finished | None = None
         try:
-            feed = tokens[reused:]
-            with torch.inference_mode():
-                for step in range(params.max_new_tokens):
-                    inputs = torch.tensor([feed], dtype=torch.long)
-                    # Only the last position's logits are needed: skip the LM head for the rest.
-                    out = engine.model(
-                        input_ids=inputs, cache=dyn, use_cache=True, logits_to_keep=1
-                    )
-                    processed += len(feed)
-                    next_id = sample_next(out.logits[0, -1], params, generator)
-                    if step == 0:
-                        ttft = time.perf_counter() - started
-                    if params.stop_at_eos and next_id == engine.eos_token_id:
-                        finish = "stop"
-                        break
-                    new_ids.append(next_id)
-                    yield TokenEvent(next_id, engine.decode([next_id]))
-                    feed = [next_id]
+            engine.scheduler.submit(sequence)
+            while True:
+                item = sequence.out.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Finished):
+                    finished = item
+                    break
+                if not new_ids:
+                    ttft = time.perf_counter() - started
+                new_ids.append(item.token_id)
+                scored = (
+                    token_logprobs(item.logits, item.token_id, params.logprobs)
+                    if params.logprobs is not None
+                    else None
+                )
+                yield TokenEvent(item.token_id, engine.decode([item.token_id]), scored)
         finally:
+            sequence.cancelled = True  # a no-op once finished; else the scheduler drops it
             with engine._inflight_lock:
                 engine._inflight -= 1
+        if not new_ids:
+            ttft = time.perf_counter() - started
+        assert finished is not None
+        finish, processed, kv = finished.reason, finished.processed, finished.kv
         # The cache covers every token fed: the prompt and all generated tokens but the last.
         all_tokens = tokens + new_ids
-        kv = from_dynamic_cache(dyn)
-        if self.use_prefix_cache:
+        if kv is not None and self.use_prefix_cache:
             cache.insert_prefix(all_tokens, kv)
         if self.session_id is not None:
             cache.checkin_session(self.session_id, all_tokens, kv)
