@@ -88,11 +88,8 @@ def test_missing_model_directory_is_a_clear_usage_error(
     assert "Traceback" not in error
 
 
-def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
-    monkeypatch.chdir(tmp_path)
     command = [
         sys.executable,
         "-c",
@@ -100,8 +97,13 @@ def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(
         "--model",
         "runs/no-such-model",
     ]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    # The child runs in tmp_path, so sys.path's relative entries (a Pants sandbox) must be made
+    # absolute here.
+    python_path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
+    env = dict(os.environ, PYTHONPATH=python_path)
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "huggingface.co" not in done.stderr
     assert "kv-serve: error: Could not load a causal language model" in done.stderr
