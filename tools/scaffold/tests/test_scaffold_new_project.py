@@ -46,22 +46,22 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def test_registers_the_resolve_in_every_place_that_names_one(repo: Path) -> None:
-    config = NewProjectConfig("few-shot", lm=True, image=True, root=repo, lock=False)
+    config = NewProjectConfig("style-transfer", lm=True, image=True, root=repo, lock=False)
     project = run(config)
-    assert project == Path("projects/few-shot")
+    assert project == Path("projects/style-transfer")
     resolves = tomllib.loads((repo / "pants.toml").read_text())["python"]["resolves"]
-    assert resolves["few-shot"] == "3rdparty/python/few-shot.lock"
+    assert resolves["style-transfer"] == "3rdparty/python/style-transfer.lock"
     assert "mnist" in resolves and "pytest" in resolves
     macros = (repo / "build-support/macros.py").read_text()
-    assert '    ("few-shot", "torch", "lm"),\n)' in macros
+    assert '    ("style-transfer", "torch", "lm"),\n)' in macros
     isort = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["isort"]
-    assert isort["known_first_party"][-1] == "few_shot"
-    requirements = (repo / "3rdparty/python/few-shot.txt").read_text()
+    assert isort["known_first_party"][-1] == "style_transfer"
+    requirements = (repo / "3rdparty/python/style-transfer.txt").read_text()
     assert "torch==2.13.0+cpu" in requirements and "transformers" in requirements
-    build = (repo / "projects/few-shot/BUILD").read_text()
-    assert 'resolve="few-shot"' in build and "pex_docker_image(" in build
-    assert 'entry_point="few_shot.cli:main"' in build
-    assert (repo / "projects/few-shot/tests/test_few_shot_cli.py").exists()
+    build = (repo / "projects/style-transfer/BUILD").read_text()
+    assert 'resolve="style-transfer"' in build and "pex_docker_image(" in build
+    assert 'entry_point="style_transfer.cli:main"' in build
+    assert (repo / "projects/style-transfer/tests/test_style_transfer_cli.py").exists()
 
 
 @pytest.mark.parametrize(
