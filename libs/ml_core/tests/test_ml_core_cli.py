@@ -11,6 +11,7 @@ from ml_core.cli import (
     CheckFailed,
     Command,
     ConfigError,
+    build_parser,
     config_to_dict,
     make_main,
     option,
@@ -152,6 +153,26 @@ def test_environment_overrides_defaults_but_not_flags() -> None:
         parse_config(TrainConfig, ["--epochs", "4"], prog="s", env_prefix="APP_", env=env).epochs
         == 4
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyedConfig:
+    """A service with keys."""
+
+    api_key: tuple[str, ...] = option((), help="accepted keys", secret=True)
+    region: str = "eu"
+
+
+def test_a_secret_from_the_environment_stays_out_of_help(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"APP_API_KEY": "sk-very-secret", "APP_REGION": "us"}
+    parser = build_parser(KeyedConfig, prog="serve", env_prefix="APP_", env=env)
+    text = " ".join(parser.format_help().split())  # argparse wraps lines at the terminal width
+    assert "sk-very-secret" not in text
+    assert "default: set by the environment, not shown" in text and "default: us" in text
+    config = parse_config(KeyedConfig, [], prog="serve", env_prefix="APP_", env=env)
+    assert config.api_key == ("sk-very-secret",)
 
 
 def test_a_bad_environment_value_names_the_variable(capsys: pytest.CaptureFixture[str]) -> None:

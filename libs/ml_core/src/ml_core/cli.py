@@ -75,13 +75,15 @@ def option(
     flag: str | None = None,
     cli: bool = True,
     default_factory: Callable[[], Any] | None = None,
+    secret: bool = False,
 ) -> Any:
     """A dataclass field with command-line metadata.
 
     ``flag`` replaces the flag name derived from the field name; ``cli=False`` keeps a field out of
-    the command line (set from Python only).
+    the command line (set from Python only); ``secret=True`` (an API key) keeps a value taken from
+    the environment out of ``--help``.
     """
-    metadata = {"help": help, "flag": flag, "cli": cli}
+    metadata = {"help": help, "flag": flag, "cli": cli, "secret": secret}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -372,7 +374,9 @@ def build_parser(
         extras = []
         if opt.choices is not None:
             extras.append("one of: " + ", ".join(_show(choice) for choice in opt.choices))
-        if default is not dataclasses.MISSING and opt.kind is not bool:
+        if opt.field.metadata.get("secret") and opt.env_var and opt.env_var in environment:
+            extras.append("default: set by the environment, not shown")
+        elif default is not dataclasses.MISSING and opt.kind is not bool:
             extras.append(f"default: {_show(default)}")
         if opt.env_var:
             extras.append(f"env: {opt.env_var}")

@@ -81,6 +81,7 @@ class Settings:
         (),
         help="accepted API keys (several allowed; the variable takes them space-separated); "
         "none: no authentication. Clients send 'Authorization: Bearer <key>'",
+        secret=True,
     )
     rate_limit_rpm: float = 0.0
     """Requests per minute per API key (per client address without keys); 0: no limit."""
