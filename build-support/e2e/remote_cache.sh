@@ -12,7 +12,7 @@ work="$(mktemp -d)"
 server_pid=""
 cleanup() {
   [[ -n "$server_pid" ]] && kill "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
+  [[ -n "${KEEP_WORK:-}" ]] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
 log() { echo "e2e/remote-cache: $*" >&2; }
@@ -92,9 +92,13 @@ log "clone B (empty local store, reads the remote cache): $(($(date +%s) - start
 python3 - "$work/clone-b.log" <<'PY'
 import re, sys
 text = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[1], encoding="utf-8", errors="replace").read())
-lines = [l for l in text.splitlines() if re.search(r"[✓✕] \S+ (succeeded|failed)", l)]
+# Test files that share a batch report as one line: "✓ a/test_x.py and 6 other files succeeded".
+lines = [l for l in text.splitlines()
+         if re.search(r"[✓✕] \S+( and \d+ other files?)? (succeeded|failed)", l)]
 remote = [l for l in lines if "cached remotely" in l]
 ratio = len(remote) / len(lines) if lines else 0.0
 print(f"remote cache: {len(remote)} of {len(lines)} test processes cached remotely ({ratio:.0%})")
+if not lines:
+    print("no test result lines found in clone B's log: has Pants' summary format changed?")
 sys.exit(0 if lines and ratio >= 0.9 else 1)
 PY
