@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from lm_testing import tiny_tokenizer
@@ -57,3 +59,23 @@ def test_unknown_preset_lists_the_presets() -> None:
 def test_bad_vocab_size_is_rejected() -> None:
     with pytest.raises(ValueError, match="vocab_size must be positive"):
         build_model("tiny", vocab_size=0)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "llama-tiny"])
+def test_training_loss_is_named_so_transformers_logs_no_loss_type_warning(preset: str) -> None:
+    tokenizer = tiny_tokenizer()
+    model = build_model(preset, tokenizer=tokenizer, seed=0)
+    assert model.loss_type is not None
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    transformers_logger = logging.getLogger("transformers")
+    transformers_logger.addHandler(handler)
+    try:
+        input_ids = torch.tensor([tokenizer("Return the sum")["input_ids"]])
+        loss = model(input_ids=input_ids, labels=input_ids).loss
+    finally:
+        transformers_logger.removeHandler(handler)
+    assert loss is not None and torch.isfinite(loss)
+    assert not [record for record in records if "loss_type" in record.getMessage()]

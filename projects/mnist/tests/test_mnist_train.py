@@ -102,9 +102,28 @@ def test_benchmark_exits_1_naming_a_missed_target_after_writing_results(
     assert summary["meets_targets"] is False
     assert summary["config"]["seeds"] == [0]
     measured = summary["min_test_accuracy"]
-    error = capsys.readouterr().err
-    assert f"benchmark: check failed: min test accuracy {measured:.4f} < target 0.9800" in error
-    assert "wall time" not in error
+    assert summary["complete"] is True
+    assert [check["met"] for check in summary["checks"]] == [False, True]
+    captured = capsys.readouterr()
+    error = captured.err
+    assert (
+        f"benchmark: check failed: min test accuracy {measured:.4f} misses target >= 0.9800"
+        in error
+    )
+    assert "wall seconds" not in error
+    assert f"target min test accuracy >= 0.9800: measured {measured:.4f} -> MISSED" in captured.out
+    assert "target max wall seconds per run <= 3600.0" in captured.out
+
+
+def test_benchmark_quick_runs_the_first_seed_only(tmp_path: Path) -> None:
+    argv = ["--quick", "--seeds", "3", "4", "--epochs", "1", "--max-steps-per-epoch", "1"]
+    argv += ["--accuracy-target", "0.01", "--out", str(tmp_path)]
+    assert benchmark.main(argv) == 0
+    summary = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [run["seed"] for run in summary["runs"]] == [3]
+    assert summary["meets_targets"] is True
+    assert (tmp_path / "seed3" / "metrics.json").exists()
+    assert not (tmp_path / "seed4").exists()
 
 
 def test_benchmark_bad_target_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

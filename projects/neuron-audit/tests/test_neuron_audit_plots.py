@@ -2,8 +2,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transformers import GPT2Config, GPT2LMHeadModel
 
-from lm import build_model
 from neuron_audit.plots import dead_ratio_figure, plot_dead_ratios, series_style
 from neuron_audit.swap import ACTIVATION_NAMES
 from neuron_audit.train import quiet_loss_type
@@ -32,7 +32,8 @@ def test_identical_series_are_all_drawn_with_whole_layer_ticks(tmp_path: Path) -
 
 
 def test_the_causal_lm_loss_is_named_so_transformers_does_not_warn() -> None:
-    model = build_model("tiny", seed=0)
+    # A model built outside lm.build_model (which names the loss itself).
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16))
     assert getattr(model, "loss_type", None) is None  # what triggers the loss_type=None warning
     quiet_loss_type(model)
     assert getattr(model, "loss_type") == "ForCausalLM"

@@ -171,6 +171,24 @@ def test_malformed_json_and_unknown_session(client: httpx.Client) -> None:
     assert gen(client, prompt=PROMPT, max_new_tokens=2)["token_ids"]
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_not_labelled_json_is_a_415_naming_the_header(
+    client: httpx.Client, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v1/generate", content=b'{"prompt": "a"}', headers=headers)
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert "Content-Type: application/json" in error
+    assert (repr(content_type) if content_type else "no Content-Type") in error
+    labelled = client.post(
+        "/v1/generate",
+        content=b'{"prompt": "a", "max_new_tokens": 1}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert labelled.status_code == 200, labelled.text
+
+
 def test_session_too_long_for_the_context(client: httpx.Client, engine: Engine) -> None:
     gen(client, token_ids=[5] * 200, max_new_tokens=10, session_id="long", use_prefix_cache=False)
     response = client.post(

@@ -153,7 +153,16 @@ def test_cli_serves_over_http_and_stops() -> None:
         assert second["reused_tokens"] >= 16
         stats = httpx.get(base + "/v1/cache/stats").json()
         assert stats["budget_bytes"] == 16 * 1024 * 1024 and stats["prefix_hits"] >= 1
-        assert httpx.post(base + "/v1/generate", content=b"{", timeout=10).status_code == 422
+        malformed = httpx.post(
+            base + "/v1/generate",
+            content=b"{",
+            headers={"content-type": "application/json"},
+            timeout=10,
+        )
+        assert malformed.status_code == 422
+        # What `curl -d` sends: a JSON body labelled as a form.
+        unlabelled = httpx.post(base + "/v1/generate", data={"prompt": "a"}, timeout=10)
+        assert unlabelled.status_code == 415
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -11,7 +11,7 @@ from typing import TypeVar
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
-from lm.presets import build_model, preset_names
+from lm.presets import build_model, name_causal_lm_loss, preset_names
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ def load_model(name_or_path: str | os.PathLike[str]) -> PreTrainedModel:
 
     def loader(source: str) -> PreTrainedModel:
         model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(source)
-        return model
+        return name_causal_lm_loss(model)
 
     return _load("causal language model", name_or_path, loader)
 

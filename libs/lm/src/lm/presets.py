@@ -169,10 +169,23 @@ def build_model(
         GPT2LMHeadModel if isinstance(config, GPT2Config) else LlamaForCausalLM
     )
     if seed is None:
-        return model_class(config)
+        return name_causal_lm_loss(model_class(config))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return model_class(config)
+        return name_causal_lm_loss(model_class(config))
+
+
+def name_causal_lm_loss(model: PreTrainedModel) -> PreTrainedModel:
+    """Name the causal-LM loss explicitly on a model whose class name does not imply it.
+
+    transformers derives ``loss_type`` from the class name; ``GPT2LMHeadModel`` matches none, so
+    the first training step logs "`loss_type=None` was set in the config but it is unrecognized.
+    Using the default loss: `ForCausalLMLoss`". That default is the right loss: naming it keeps
+    every training run's log free of a warning that reports nothing wrong.
+    """
+    if getattr(model, "loss_type", "") is None:
+        setattr(model, "loss_type", "ForCausalLM")
+    return model
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 
 from lm import TokenBlockDataset, build_model, evaluate_loss, train_step, train_tokenizer
 from lm.corpus import Corpus
-from lm.presets import require_preset
+from lm.presets import name_causal_lm_loss, require_preset
 from lm.training import batch_indices, collate
 from ml_core.cli import config_to_dict, require_fraction, require_positive
 from neuron_audit.auditor import AuditSettings, NeuronAuditor
@@ -81,16 +81,9 @@ def _validation(dataset: TokenBlockDataset, blocks: int) -> TokenBlockDataset:
 
 
 def quiet_loss_type(model: PreTrainedModel) -> PreTrainedModel:
-    """Name the causal-LM loss explicitly.
-
-    transformers derives ``loss_type`` from the class name; ``GPT2LMHeadModel`` matches none, so
-    the first training step logs "`loss_type=None` was set in the config but it is unrecognized.
-    Using the default loss: `ForCausalLMLoss`". That default is the right loss; setting it silences
-    a warning that says nothing wrong.
-    """
-    if getattr(model, "loss_type", "") is None:
-        setattr(model, "loss_type", "ForCausalLM")
-    return model
+    """Name the causal-LM loss explicitly (see :func:`lm.presets.name_causal_lm_loss`); for a model
+    built elsewhere than :func:`lm.build_model`."""
+    return name_causal_lm_loss(model)
 
 
 class _LossTypeNoneFilter(logging.Filter):

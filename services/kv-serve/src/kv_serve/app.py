@@ -211,6 +211,18 @@ def create_app(engine: Engine, limits: Limits | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         requests_total.labels("invalid").inc()
+        # FastAPI parses a body as JSON only when it is labelled JSON; `curl -d` labels it a
+        # form, and the resulting "valid dictionary" error would not say why.
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and not (
+            media_type == "application/json" or media_type.endswith("+json")
+        ):
+            return _error(
+                415,
+                "The request body must be JSON sent with 'Content-Type: application/json' "
+                f"(this request has {repr(media_type) if media_type else 'no Content-Type'}); "
+                "with curl, add -H 'Content-Type: application/json' or use --json.",
+            )
         problems = []
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
