@@ -25,3 +25,18 @@ installs="$(cat "$work/first.err" "$work/second.err" | grep -c "installing pants
 ./pants --no-pantsd --version >"$work/third.out" 2>"$work/third.err"
 grep -q "pants launcher:" "$work/third.err" && fail "a bootstrapped cache was bootstrapped again."
 log "two concurrent first calls succeeded with one bootstrap; the third call reused the cache."
+
+# `publish` to a registry that does not answer stops before Pants builds anything, naming the
+# address and how to start the local registry.
+mkdir "$work/unreachable"
+cp "$repo_root/pants" "$work/unreachable/"
+sed 's/^address = .*/address = "127.0.0.1:9"/' "$repo_root/pants.toml" >"$work/unreachable/pants.toml"
+status=0
+(cd "$work/unreachable" && PANTS_LAUNCHER_CACHE="$work/unreachable-cache" ./pants publish ::) \
+  >"$work/publish.out" 2>"$work/publish.err" || status=$?
+[[ "$status" == 2 ]] || { cat "$work/publish.err" >&2; fail "publish to a dead registry exited $status, not 2."; }
+grep -q "the registry 127.0.0.1:9 (\[docker.registries.local\] address in" "$work/publish.err" &&
+  grep -q "build-support/containers/setup.sh --registry" "$work/publish.err" ||
+  { cat "$work/publish.err" >&2; fail "publish to a dead registry did not name the address and the fix."; }
+[[ ! -e "$work/unreachable-cache" ]] || fail "publish to a dead registry bootstrapped Pants first."
+log "publish to an unreachable registry stops at once, naming the address and the fix."
