@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 import torch
 from kv_serve_testing import PROMPT, FakeClock, make_engine, running_server
 
-from kv_serve.engine import Engine, generate_tokens
+from kv_serve.engine import Engine, GenerationResult, generate_tokens
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,11 @@ def gen(client: httpx.Client, **body: object) -> dict[str, Any]:
 def test_health_docs_and_metrics(client: httpx.Client) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["context_length"] == 256
-    assert "/v1/generate" in client.get("/openapi.json").json()["paths"]
+    openapi = client.get("/openapi.json").json()
+    assert "/v1/generate" in openapi["paths"]
+    # The response schema is the engine's GenerationResult, field for field.
+    result_fields = {field.name for field in dataclasses.fields(GenerationResult)}
+    assert set(openapi["components"]["schemas"]["GenerationResult"]["properties"]) == result_fields
     assert client.get("/docs").status_code == 200
     gen(client, prompt=PROMPT, max_new_tokens=2)
     metrics = client.get("/metrics").text

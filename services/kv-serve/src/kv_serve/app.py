@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kv_serve.engine import BadRequest, Engine, Generation, GenerationParams
+from kv_serve.engine import BadRequest, Engine, Generation, GenerationParams, GenerationResult
 from kv_serve.limits import AdmissionGate, GuardMiddleware, LimitExceeded, RateLimiter
 from kv_serve.openai_api import add_openai_routes
 
@@ -68,21 +68,6 @@ class GenerateRequest(BaseModel):
         return GenerationParams(
             **{name: getattr(self, name) for name in names if hasattr(self, name)}
         )
-
-
-class GenerateResponse(BaseModel):
-    text: str
-    token_ids: list[int]
-    prompt_tokens: int
-    reused_tokens: int
-    processed_tokens: int
-    finish_reason: str
-    session_id: str | None
-    session_hit: bool
-    prefix_hit_tokens: int
-    context_switched: bool
-    ttft_s: float
-    total_s: float
 
 
 class _CacheCollector(Collector):
@@ -280,7 +265,7 @@ def create_app(engine: Engine, limits: Limits | None = None) -> FastAPI:
         generation.on_close(gate.leave)
         return generation
 
-    @app.post("/v1/generate", response_model=GenerateResponse)
+    @app.post("/v1/generate", response_model=GenerationResult)
     def generate(body: GenerateRequest, request: Request) -> Any:
         """Generate tokens; with ``stream`` the response is server-sent events:
 

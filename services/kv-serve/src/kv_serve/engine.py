@@ -63,6 +63,9 @@ def token_logprobs(logits: torch.Tensor, token_id: int, top_n: int) -> TokenLogp
 
 @dataclasses.dataclass
 class GenerationResult:
+    """One generation's outcome: what Python callers get, and the one schema of the ``/v1/generate``
+    response and its streamed ``done`` event (FastAPI serves this dataclass)."""
+
     token_ids: list[int]
     text: str
     prompt_tokens: int
