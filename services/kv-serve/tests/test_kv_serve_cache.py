@@ -8,7 +8,7 @@ import pytest
 import torch
 from kv_serve_testing import FakeClock, synthetic_kv
 
-from kv_serve.cache import CacheManager, block_hashes
+from kv_serve.cache import BlockPool, CacheManager, SessionStore, block_hashes
 from kv_serve.kv import KVShape, kv_length, kv_nbytes
 
 # synthetic_kv defaults: 2 layers, 2 heads, head_dim 4, float32 -> 2*2*2*4*4 = 128 bytes/token.
@@ -224,3 +224,46 @@ def test_invalid_settings() -> None:
         CacheManager(budget_bytes=10, block_size=0)
     with pytest.raises(ValueError, match="budget_bytes"):
         CacheManager(budget_bytes=-1)
+
+
+def test_block_pool_removes_a_block_with_its_descendants_and_evicts_only_free_leaves() -> None:
+    pool = BlockPool(block_size=4)
+    root, middle, leaf = block_hashes(list(range(12)), 4)
+    kv = synthetic_kv(4)
+    for key, parent in ((root, None), (middle, root), (leaf, middle)):
+        pool.add(key, parent, kv, kv_nbytes(kv), now=0.0)
+    assert [block.key for block in pool.longest_cached([root, middle, "unknown", leaf])] == [
+        root,
+        middle,
+    ]
+    assert not pool.evictable(root) and not pool.evictable(middle) and pool.evictable(leaf)
+    pool.get(leaf).refs += 1  # type: ignore[union-attr]
+    assert not pool.evictable(leaf)  # referenced by a request
+    assert {block.key for block in pool.remove(middle)} == {middle, leaf}
+    assert len(pool) == 1 and pool.evictable(root)  # the root is a leaf again
+    assert pool.nbytes == kv_nbytes(kv)
+
+
+def test_session_store_drops_a_cache_but_keeps_the_history() -> None:
+    store = SessionStore()
+    session = store.create("chat", context_key=None, now=0.0)
+    session.tokens, session.kv, session.nbytes = [1, 2, 3], synthetic_kv(3), 3 * BYTES_PER_TOKEN
+    session.pins = 1
+    assert not store.evictable("chat")
+    assert store.drop_cache("chat") == 3 * BYTES_PER_TOKEN
+    after = store.get("chat")
+    assert after is not None and after.kv is None and after.tokens == [1, 2, 3]
+    assert store.idle(now=1e6, ttl_s=1.0) == []  # pinned sessions never idle out
+    session.pins = 0
+    assert store.idle(now=1e6, ttl_s=1.0) == ["chat"]
+
+
+def test_manager_bytes_equal_the_pool_and_the_sessions_after_mixed_traffic() -> None:
+    cache = manager(budget_bytes=40 * BYTES_PER_TOKEN)
+    for turn in range(6):
+        tokens = list(range(turn, turn + 12))
+        cache.insert_prefix(tokens, synthetic_kv(12))
+        checkout = cache.checkout_session(f"s{turn % 2}", None)
+        cache.checkin_session(f"s{turn % 2}", checkout.tokens + tokens, synthetic_kv(8))
+        session_bytes = sum(session.nbytes for session in cache.sessions)
+        assert cache.total_bytes == cache.blocks.nbytes + session_bytes <= cache.budget_bytes

@@ -18,6 +18,11 @@ Two kinds of entries share one LRU order and one byte budget:
   are evicted, least recently used first, so a cached prefix never loses
   its middle.
 
+Three parts: :class:`BlockPool` (hash -> block -> reference count, parent/child links, as vLLM's
+``BlockPool``), :class:`SessionStore` (conversations, their pins and locks) and
+:class:`CacheManager`, which owns the one byte budget and the one LRU order over both and is
+the thread-safe API the engine uses.
+
 Bytes are those of the stored tensors, which equal the formula
 ``2 x layers x kv_heads x head_dim x tokens x dtype size``.
 Stored tensors can be kept in float16 (half the bytes) and are cast
@@ -31,7 +36,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -109,6 +114,126 @@ class CacheCounters:
     rejected: int = 0
 
 
+class BlockPool:
+    """Prefix blocks keyed by chained hash, with reference counts and parent/child links.
+
+    Not thread-safe and not budget-aware on its own: :class:`CacheManager` calls it under its lock
+    and does the byte accounting.
+    """
+
+    def __init__(self, block_size: int) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}.")
+        self.block_size = block_size
+        self._blocks: dict[str, _Block] = {}
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._blocks
+
+    @property
+    def nbytes(self) -> int:
+        return sum(block.nbytes for block in self._blocks.values())
+
+    def get(self, key: str) -> _Block | None:
+        return self._blocks.get(key)
+
+    def longest_cached(self, hashes: Sequence[str]) -> list[_Block]:
+        """The cached blocks of the longest run of ``hashes`` from the start."""
+        matched: list[_Block] = []
+        for key in hashes:
+            block = self._blocks.get(key)
+            if block is None:
+                break
+            matched.append(block)
+        return matched
+
+    def add(self, key: str, parent: str | None, kv: KV, nbytes: int, now: float) -> _Block:
+        block = _Block(key, parent, kv, nbytes, now)
+        self._blocks[key] = block
+        if parent is not None:
+            self._blocks[parent].children.add(key)
+        return block
+
+    def evictable(self, key: str) -> bool:
+        """Only unreferenced leaves go: a cached prefix never loses its middle."""
+        block = self._blocks[key]
+        return block.refs == 0 and not block.children
+
+    def remove(self, key: str) -> list[_Block]:
+        """Remove ``key`` and its descendants (unreachable without it); returns them all."""
+        block = self._blocks.pop(key)
+        removed = [block]
+        for child in list(block.children):
+            if child in self._blocks:
+                removed += self.remove(child)
+        if block.parent is not None and block.parent in self._blocks:
+            self._blocks[block.parent].children.discard(block.key)
+        return removed
+
+    def idle(self, now: float, ttl_s: float) -> list[str]:
+        """Unreferenced blocks unused for ``ttl_s`` seconds."""
+        return [
+            block.key
+            for block in self._blocks.values()
+            if block.refs == 0 and now - block.last_used >= ttl_s
+        ]
+
+
+class SessionStore:
+    """Conversations: history, context key, cache, pins and the lock that serialises each one.
+
+    Not thread-safe on its own, and does no byte accounting: :class:`CacheManager` does both.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, _Session] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[_Session]:
+        return iter(list(self._sessions.values()))
+
+    def get(self, session_id: str) -> _Session | None:
+        return self._sessions.get(session_id)
+
+    def create(self, session_id: str, context_key: str | None, now: float) -> _Session:
+        session = _Session(session_id, context_key, [], None, 0, now)
+        self._sessions[session_id] = session
+        return session
+
+    def lock(self, session_id: str) -> threading.Lock:
+        return self._locks.setdefault(session_id, threading.Lock())
+
+    def evictable(self, session_id: str) -> bool:
+        return self._sessions[session_id].pins == 0
+
+    def drop_cache(self, session_id: str) -> int:
+        """Free the session's cache (it keeps its history and context); returns the bytes."""
+        session = self._sessions[session_id]
+        freed = session.nbytes
+        session.kv, session.nbytes = None, 0
+        return freed
+
+    def remove(self, session_id: str) -> None:
+        del self._sessions[session_id]
+        lock = self._locks.get(session_id)
+        if lock is not None and not lock.locked():
+            del self._locks[session_id]
+
+    def idle(self, now: float, ttl_s: float) -> list[str]:
+        """Unpinned sessions idle for ``ttl_s`` seconds."""
+        return [
+            session.session_id
+            for session in self._sessions.values()
+            if session.pins == 0 and now - session.last_used >= ttl_s
+        ]
+
+
 class CacheManager:
     """Thread-safe store of session caches and prefix blocks under a byte budget.
 
@@ -130,8 +255,8 @@ class CacheManager:
     ) -> None:
         if budget_bytes < 0:
             raise ValueError(f"budget_bytes must be >= 0, got {budget_bytes}.")
-        if block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size}.")
+        self.blocks = BlockPool(block_size)
+        self.sessions = SessionStore()
         self.budget_bytes = budget_bytes
         self.block_size = block_size
         self.session_ttl_s = session_ttl_s
@@ -141,12 +266,9 @@ class CacheManager:
         self.clock = clock
         self.counters = CacheCounters()
         self._lock = threading.RLock()
-        self._sessions: dict[str, _Session] = {}
-        self._blocks: dict[str, _Block] = {}
-        # Least recently used first; holds every entry that has bytes.
+        # Least recently used first; holds every entry of either kind that has bytes.
         self._lru: OrderedDict[EntryKey, None] = OrderedDict()
         self._bytes = 0
-        self._session_locks: dict[str, threading.Lock] = {}
 
     # ------------------------------------------------------------------ accounting
 
@@ -157,16 +279,14 @@ class CacheManager:
     def _touch(self, key: EntryKey, now: float) -> None:
         self._lru[key] = None
         self._lru.move_to_end(key)
-        if key[0] == "session":
-            self._sessions[key[1]].last_used = now
-        else:
-            self._blocks[key[1]].last_used = now
+        entry = self.sessions.get(key[1]) if key[0] == "session" else self.blocks.get(key[1])
+        assert entry is not None
+        entry.last_used = now
 
     def _evictable(self, key: EntryKey) -> bool:
         if key[0] == "session":
-            return self._sessions[key[1]].pins == 0
-        block = self._blocks[key[1]]
-        return block.refs == 0 and not block.children
+            return self.sessions.evictable(key[1])
+        return self.blocks.evictable(key[1])
 
     def _make_room(self, needed: int) -> bool:
         """Evict least recently used unpinned entries until ``needed`` more bytes fit."""
@@ -182,22 +302,17 @@ class CacheManager:
         return True
 
     def _drop(self, key: EntryKey) -> int:
-        """Remove the bytes of ``key`` (a session keeps its history and context)."""
-        self._lru.pop(key, None)
+        """Free the bytes of ``key`` (a session keeps its history and context; a block goes with its
+        descendants)."""
         if key[0] == "session":
-            session = self._sessions[key[1]]
-            own = session.nbytes
-            session.kv, session.nbytes = None, 0
-            self._bytes -= own
-            return own
-        block = self._blocks.pop(key[1])
-        freed = block.nbytes
-        self._bytes -= block.nbytes
-        for child in list(block.children):  # unreachable without their parent
-            if child in self._blocks:
-                freed += self._drop(("block", child))
-        if block.parent is not None and block.parent in self._blocks:
-            self._blocks[block.parent].children.discard(block.key)
+            self._lru.pop(key, None)
+            freed = self.sessions.drop_cache(key[1])
+        else:
+            freed = 0
+            for block in self.blocks.remove(key[1]):
+                self._lru.pop(("block", block.key), None)
+                freed += block.nbytes
+        self._bytes -= freed
         return freed
 
     def expire(self) -> int:
@@ -206,20 +321,15 @@ class CacheManager:
             now = self.clock()
             removed = 0
             if self.session_ttl_s > 0:
-                for session in list(self._sessions.values()):
-                    if session.pins == 0 and now - session.last_used >= self.session_ttl_s:
-                        self._remove_session(session.session_id)
-                        removed += 1
+                for session_id in self.sessions.idle(now, self.session_ttl_s):
+                    self._remove_session(session_id)
+                    removed += 1
             if self.prefix_ttl_s > 0:
-                before = len(self._blocks)
-                for block in list(self._blocks.values()):
-                    if (
-                        block.key in self._blocks
-                        and block.refs == 0
-                        and now - block.last_used >= self.prefix_ttl_s
-                    ):
-                        self._drop(("block", block.key))  # with any descendants
-                removed += before - len(self._blocks)
+                before = len(self.blocks)
+                for key in self.blocks.idle(now, self.prefix_ttl_s):
+                    if key in self.blocks:  # not already gone with an expired ancestor
+                        self._drop(("block", key))
+                removed += before - len(self.blocks)
             self.counters.expirations += removed
             return removed
 
@@ -228,17 +338,13 @@ class CacheManager:
     def session_lock(self, session_id: str) -> threading.Lock:
         """The lock that serialises requests on ``session_id``."""
         with self._lock:
-            return self._session_locks.setdefault(session_id, threading.Lock())
+            return self.sessions.lock(session_id)
 
     def _remove_session(self, session_id: str) -> bool:
-        session = self._sessions.get(session_id)
-        if session is None:
+        if self.sessions.get(session_id) is None:
             return False
         self._drop(("session", session_id))
-        del self._sessions[session_id]
-        lock = self._session_locks.get(session_id)
-        if lock is not None and not lock.locked():
-            del self._session_locks[session_id]
+        self.sessions.remove(session_id)
         return True
 
     def checkout_session(
@@ -252,12 +358,11 @@ class CacheManager:
         self.expire()
         with self._lock:
             now = self.clock()
-            session = self._sessions.get(session_id)
+            session = self.sessions.get(session_id)
             created = session is None
             switched = False
             if session is None:
-                session = _Session(session_id, context_key, [], None, 0, now)
-                self._sessions[session_id] = session
+                session = self.sessions.create(session_id, context_key, now)
             elif context_key is not None and context_key != session.context_key:
                 self._drop(("session", session_id))
                 session.tokens, session.context_key, session.turns = [], context_key, 0
@@ -282,7 +387,7 @@ class CacheManager:
         """
         with self._lock:
             now = self.clock()
-            session = self._sessions.get(session_id)
+            session = self.sessions.get(session_id)
             if session is None:  # deleted while the request ran: the delete wins
                 return False
             session.pins = max(0, session.pins - 1)
@@ -309,7 +414,7 @@ class CacheManager:
     def release_session(self, session_id: str) -> None:
         """Unpin ``session_id`` without changing it (a failed request)."""
         with self._lock:
-            session = self._sessions.get(session_id)
+            session = self.sessions.get(session_id)
             if session is not None:
                 session.pins = max(0, session.pins - 1)
 
@@ -323,7 +428,7 @@ class CacheManager:
         """A JSON-able summary of ``session_id``, or None if unknown (expired)."""
         self.expire()
         with self._lock:
-            session = self._sessions.get(session_id)
+            session = self.sessions.get(session_id)
             if session is None:
                 return None
             return {
@@ -353,12 +458,7 @@ class CacheManager:
         hashes = block_hashes(tokens[:limit], self.block_size)
         with self._lock:
             now = self.clock()
-            matched: list[_Block] = []
-            for key in hashes:
-                block = self._blocks.get(key)
-                if block is None:
-                    break
-                matched.append(block)
+            matched = self.blocks.longest_cached(hashes)
             if not matched:
                 self.counters.prefix_misses += 1
                 return PrefixMatch(0, None)
@@ -393,7 +493,7 @@ class CacheManager:
             path: list[_Block] = []
             try:
                 for index, key in enumerate(hashes):
-                    block = self._blocks.get(key)
+                    block = self.blocks.get(key)
                     if block is None:
                         start = index * self.block_size
                         stored = kv_copy(kv, self.storage_dtype, start, start + self.block_size)
@@ -401,13 +501,10 @@ class CacheManager:
                         if not self._make_room(nbytes):
                             self.counters.rejected += 1
                             break
-                        if parent is not None and parent not in self._blocks:
+                        if parent is not None and parent not in self.blocks:
                             break  # evicted while making room (cannot happen: it is referenced)
-                        block = _Block(key, parent, stored, nbytes, now)
-                        self._blocks[key] = block
+                        block = self.blocks.add(key, parent, stored, nbytes, now)
                         self._bytes += nbytes
-                        if parent is not None:
-                            self._blocks[parent].children.add(key)
                         added += 1
                     block.refs += 1
                     path.append(block)
@@ -432,15 +529,15 @@ class CacheManager:
         """Entries, bytes, hits, misses, evictions and expirations."""
         self.expire()
         with self._lock:
-            session_bytes = sum(s.nbytes for s in self._sessions.values())
-            prefix_bytes = sum(b.nbytes for b in self._blocks.values())
+            session_bytes = sum(session.nbytes for session in self.sessions)
+            prefix_bytes = self.blocks.nbytes
             counters = dataclasses.asdict(self.counters)
             lookups = self.counters.prefix_hits + self.counters.prefix_misses
             return {
                 "entries": len(self._lru),
-                "sessions": len(self._sessions),
-                "session_caches": sum(1 for s in self._sessions.values() if s.kv is not None),
-                "prefix_blocks": len(self._blocks),
+                "sessions": len(self.sessions),
+                "session_caches": sum(1 for session in self.sessions if session.kv is not None),
+                "prefix_blocks": len(self.blocks),
                 "block_size": self.block_size,
                 "bytes": self._bytes,
                 "session_bytes": session_bytes,
