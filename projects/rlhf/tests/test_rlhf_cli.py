@@ -13,8 +13,15 @@ def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> No
     out = tmp_path / "run"
     assert main(["--quick", "--no-hacking-check", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary["seconds"]) == {"base", "data", "reward", "ppo", "dpo"}
+    assert set(summary["seconds"]) == {"base", "data", "reward", "bert_reward", "ppo", "dpo"}
     assert 0.0 <= summary["reward_model_held_out"]["accuracy"] <= 1.0
+    assert summary["bert_reward_model_held_out"]["pairs"] == 16
+    bert_metrics = json.loads((out / "bert_reward_model" / "metrics.json").read_text())
+    assert bert_metrics["reward_model"] == "bert"
+    # PPO reads the BERT reward model with the tokenizer saved beside it.
+    ppo_argv = ["ppo", "--policy", str(out / "base_policy"), "--out", str(out / "ppo_bert")]
+    ppo_argv += ["--reward-model", str(out / "bert_reward_model"), "--steps", "1"]
+    assert main([*ppo_argv, "--batch-size", "4", "--minibatch-size", "2"]) == 0
     assert summary["run"]["package_versions"]["torch"].startswith("2.13")
     for png in (
         "reward_model/reward_curves.png",
@@ -27,7 +34,13 @@ def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> No
     assert {"reward", "kl", "entropy", "clip_fraction", "kl_coef"} <= set(ppo_log[0])
     assert (out / "data" / "labeler_instructions.md").read_text().startswith("# Labeler")
     assert (out / "data" / "train.jsonl").read_text().count("\n") == 32
-    for model_dir in ("base_policy", "reward_model", "ppo_policy", "dpo_policy"):
+    for model_dir in (
+        "base_policy",
+        "reward_model",
+        "bert_reward_model",
+        "ppo_policy",
+        "dpo_policy",
+    ):
         assert (out / model_dir / "model.safetensors").exists()
     assert not [p for p in out.rglob(".*")]  # no temporary files left behind
 
@@ -44,6 +57,8 @@ def test_quick_pipeline_runs_every_step_and_writes_outputs(tmp_path: Path) -> No
         (["--preset", "huge"], "--preset: unknown preset 'huge'"),
         (["base", "--preset", "huge"], "--preset: unknown preset 'huge'"),
         (["sft"], "unrecognized arguments: sft"),
+        (["reward", "--reward-model", "gpt"], "--reward-model: invalid choice: 'gpt'"),
+        (["reward", "--bert-heads", "3"], "--bert-heads: must divide --bert-hidden-size 64, got 3"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_naming_the_flag_or_file(

@@ -103,3 +103,84 @@ def test_prompt_only_dataset(tmp_path: Path) -> None:
     path.write_text('{"prompt": "a"}\n{"text": "b"}\n')
     with pytest.raises(PreferenceDataError, match="row 2: missing 'prompt'"):
         load_prompts(path)
+
+
+def test_four_field_comparisons_in_jsonl_and_csv(tmp_path: Path) -> None:
+    rows = [
+        {"input": "post one", "summary_1": "good", "summary_2": "bad", "preference": 1},
+        {"input": "post two", "summary_1": "worse", "summary_2": "better", "preference": 2},
+        {"input": "post three", "summary1": "a", "Summary 2": "b", "preference": "2"},
+    ]
+    path = tmp_path / "comparisons.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert load_preferences(path) == [
+        PreferencePair("post one", "good", "bad"),
+        PreferencePair("post two", "better", "worse"),
+        PreferencePair("post three", "b", "a"),
+    ]
+    csv_path = tmp_path / "comparisons.csv"
+    csv_path.write_text(
+        'Input,Summary 1,Summary 2,Preference\n"a post, with a comma",first,second,2\nq,x,y, 1\n'
+    )
+    assert load_preferences(csv_path) == [
+        PreferencePair("a post, with a comma", "second", "first"),
+        PreferencePair("q", "x", "y"),
+    ]
+
+
+GOOD_COMPARISON = '{"input": "p", "summary_1": "a", "summary_2": "b", "preference": 1}'
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"input": "p", "summary_1": "a", "preference": 1}', "row 2: missing 'summary_2'"),
+        ('{"summary_1": "a", "summary_2": "b", "preference": 1}', "row 2: missing 'input'"),
+        ('{"input": "p", "summary_1": "a", "summary_2": "b"}', "row 2: missing 'preference'"),
+        (
+            '{"input": "p", "summary_1": "a", "summary_2": "b", "preference": 3}',
+            "row 2: 'preference' must be 1 or 2 (the preferred summary), got 3",
+        ),
+        (
+            '{"input": "p", "summary_1": "a", "summary_2": "b", "preference": "first"}',
+            "row 2: 'preference' must be 1 or 2 (the preferred summary), got 'first'",
+        ),
+        (
+            '{"input": "p", "summary_1": "a", "summary_2": "b", "preference": true}',
+            "row 2: 'preference' must be 1 or 2",
+        ),
+        (
+            '{"input": "p", "summary_1": " ", "summary_2": "b", "preference": 1}',
+            "empty 'summary_1'",
+        ),
+        ('{"input": "", "summary_1": "a", "summary_2": "b", "preference": 1}', "empty 'input'"),
+        (
+            '{"input": "p", "summary_1": "same", "summary_2": "same", "preference": 2}',
+            "row 2: 'summary_1' and 'summary_2' are identical",
+        ),
+        (
+            '{"input": "p", "summary_1": 5, "summary_2": "b", "preference": 2}',
+            "row 2: 'summary_1' must be text",
+        ),
+    ],
+)
+def test_bad_comparison_rows_are_named(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(GOOD_COMPARISON + "\n" + line + "\n")
+    with pytest.raises(PreferenceDataError) as raised:
+        load_preferences(path)
+    assert str(raised.value).startswith(f"{path} row 2: ")
+    assert message in str(raised.value)
+
+
+def test_bad_comparison_csv_rows_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("input,summary_1,summary_2,preference\np,a,b,1\np,a,b,\np,a,b,0\n")
+    with pytest.raises(PreferenceDataError, match=r"bad.csv row 2: empty 'preference'\.$"):
+        load_preferences(path)
+    path.write_text("input,summary_1,summary_2,preference\np,a,b,1\np,a,b,0\n")
+    with pytest.raises(PreferenceDataError, match=r"bad.csv row 2: 'preference' must be 1 or 2"):
+        load_preferences(path)
+    path.write_text("input,summary_1,summary_2,preference\np,a,b\n")
+    with pytest.raises(PreferenceDataError, match=r"bad.csv row 1: missing 'preference'"):
+        load_preferences(path)

@@ -1,10 +1,10 @@
 """``pipeline``: the three RLHF steps on the embedded task, or each step on its own.
 
 ``pipeline --out DIR`` (the default sub-command ``all``) trains the starting policy, labels
-preference pairs, trains the reward model, runs PPO (and PPO without the KL penalty, the reward-
-hacking check) and DPO. Sub-commands ``base``, ``data``, ``reward``, ``ppo`` and ``dpo`` run one
-step; every option is a field of that step's config dataclass (``pipeline STEP --help``; ``pipeline
-all --help`` for the whole run).
+preference pairs, trains the reward model (and, ``--bert-reward``, a separate BERT reward model to
+compare), runs PPO (and PPO without the KL penalty, the reward-hacking check) and DPO. Sub-commands
+``base``, ``data``, ``reward``, ``ppo`` and ``dpo`` run one step; every option is a field of that
+step's config dataclass (``pipeline STEP --help``; ``pipeline all --help`` for the whole run).
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class PipelineConfig:
 
     hacking_check: bool = True
     """Also run PPO without the KL penalty (the reward-hacking check)."""
+
+    bert_reward: bool = True
+    """Also train the separate BERT reward model (own tokenizer and trunk, from scratch) on the same
+    pairs and report its held-out accuracy beside the shared-trunk one (PPO uses the shared one)."""
 
     ppo_steps: int = 40
     """PPO steps (ignored with --quick)."""
@@ -105,6 +109,14 @@ def run_all(config: PipelineConfig) -> dict[str, Any]:
         train_reward_model,
         RewardConfig(out=out / "reward_model", seed=seed, **paths, **few),
     )
+    if config.bert_reward:
+        run(
+            "bert_reward",
+            train_reward_model,
+            RewardConfig(
+                out=out / "bert_reward_model", reward_model="bert", seed=seed, **paths, **few
+            ),
+        )
     ppo_few: dict[str, Any] = {"steps": 2, "batch_size": 8, "minibatch_size": 4} if quick else {}
     ppo_steps: dict[str, Any] = {} if quick else {"steps": config.ppo_steps}
     ppo_common: dict[str, Any] = {
@@ -133,6 +145,8 @@ def run_all(config: PipelineConfig) -> dict[str, Any]:
         "dpo_held_out_implicit_reward": results["dpo"]["held_out_implicit_reward"],
         "dpo_labeler_after_vs_before": results["dpo"]["labeler_after_vs_before"],
     }
+    if "bert_reward" in results:
+        summary["bert_reward_model_held_out"] = results["bert_reward"]["held_out"]
     if "ppo_no_kl" in results:
         summary["ppo_no_kl"] = _ppo_summary(results["ppo_no_kl"])
     write_json_atomic(out / "summary.json", summary)
@@ -152,6 +166,7 @@ def _headline(result: dict[str, Any]) -> str:
     """The headline numbers of a run or a step's result, as JSON."""
     keys = (
         "reward_model_held_out",
+        "bert_reward_model_held_out",
         "ppo",
         "ppo_no_kl",
         "dpo_held_out_implicit_reward",
@@ -173,7 +188,11 @@ main = make_main(
         "all": Command(PipelineConfig, run_all, "every step, outputs under --out (the default)"),
         "base": Command(BasePolicyConfig, train_base_policy, "train the starting policy"),
         "data": Command(DataConfig, make_preference_data, "sample and label preference pairs"),
-        "reward": Command(RewardConfig, train_reward_model, "train the Bradley-Terry reward model"),
+        "reward": Command(
+            RewardConfig,
+            train_reward_model,
+            "train the Bradley-Terry reward model (--reward-model shared|bert)",
+        ),
         "ppo": Command(PPOConfig, train_ppo, "PPO with a KL penalty against the reward model"),
         "dpo": Command(DPOConfig, train_dpo, "DPO on the preference pairs"),
     },

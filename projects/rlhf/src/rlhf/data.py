@@ -6,7 +6,9 @@ Three row formats are understood, detected per row from its keys:
 * Anthropic hh-rlhf style: ``{"chosen", "rejected"}`` full dialogues that share the prompt
   up to the last ``"\\n\\nAssistant:"``;
 * rankings: ``{"prompt", "responses"}`` best first (or with ``"scores"``, higher better),
-  expanded into every ordered pair.
+  expanded into every ordered pair;
+* the article's four-field comparisons: ``{"input", "summary_1", "summary_2", "preference"}``,
+  ``preference`` 1 or 2 naming the summary the labeller preferred (:func:`comparison_to_pair`).
 
 Every problem raises :class:`PreferenceDataError` naming the file and row.
 """
@@ -75,6 +77,52 @@ def split_hh_dialogue(chosen: str, rejected: str) -> PreferencePair:
     return PreferencePair(prompt, chosen[len(prompt) :], rejected[len(prompt) :])
 
 
+COMPARISON_FIELDS = ("input", "summary_1", "summary_2", "preference")
+
+
+def comparison_key(key: str) -> str:
+    """A column name in the canonical spelling of the four-field format: case, spaces, hyphens and
+    the separator before the number do not matter (``Summary 1``, ``summary-1``, ``summary1`` ->
+    ``summary_1``)."""
+    name = key.strip().lower().replace(" ", "_").replace("-", "_")
+    for number in ("1", "2"):
+        if name in (f"summary{number}", f"summary__{number}"):
+            return f"summary_{number}"
+    return name
+
+
+def _preference(value: Any) -> int:
+    """1 or 2, from a number or a CSV cell; anything else is an error."""
+    choice: Any = value
+    if isinstance(value, str):
+        choice = value.strip()
+        choice = int(choice) if choice in ("1", "2") else choice
+    elif isinstance(value, float) and value in (1.0, 2.0):
+        choice = int(value)
+    if isinstance(choice, bool) or choice not in (1, 2):
+        raise ValueError(f"'preference' must be 1 or 2 (the preferred summary), got {value!r}")
+    return int(choice)
+
+
+def comparison_to_pair(row: dict[str, Any]) -> PreferencePair:
+    """The pair of one four-field row (input, summary 1, summary 2, preference): prompt = input,
+    chosen = the preferred summary, rejected = the other one."""
+    # A CSV row with more cells than columns keeps the extras under the key None.
+    fields = {comparison_key(key): value for key, value in row.items() if isinstance(key, str)}
+    for name in COMPARISON_FIELDS:
+        if fields.get(name) is None:
+            raise ValueError(f"missing {name!r}")
+    texts = {name: _text(fields, name) for name in COMPARISON_FIELDS[:3]}
+    for name, value in (*texts.items(), ("preference", fields["preference"])):
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(f"empty {name!r}")
+    preferred = _preference(fields["preference"])
+    if texts["summary_1"] == texts["summary_2"]:
+        raise ValueError("'summary_1' and 'summary_2' are identical")
+    better, worse = ("summary_1", "summary_2") if preferred == 1 else ("summary_2", "summary_1")
+    return PreferencePair(texts["input"], texts[better], texts[worse])
+
+
 def _text(row: dict[str, Any], key: str) -> str:
     value = row.get(key)
     if value is None:
@@ -102,6 +150,8 @@ def row_to_pairs(row: dict[str, Any]) -> list[PreferencePair]:
         ):
             raise ValueError("'scores' must be a list of numbers")
         return ranking_to_pairs(_text(row, "prompt"), responses, scores)
+    if {comparison_key(key) for key in row if isinstance(key, str)} & {"summary_1", "summary_2"}:
+        return [comparison_to_pair(row)]
     if "prompt" in row and row["prompt"] not in (None, ""):
         pair = PreferencePair(_text(row, "prompt"), _text(row, "chosen"), _text(row, "rejected"))
     else:

@@ -3,19 +3,33 @@ for rewards, and the token bookkeeping they share."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer as RawTokenizer
+from tokenizers import decoders, pre_tokenizers, processors, trainers
+from tokenizers.models import BPE
 from torch import nn
 from tqdm import tqdm
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    BertPreTrainedModel,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from lm import PRESETS, build_model, load_model, load_tokenizer, preset_names, train_tokenizer
@@ -209,12 +223,194 @@ def load_policy(path: str | os.PathLike[str]) -> tuple[PreTrainedModel, Tokenize
     return load_model(path), tokenizer
 
 
+# The head of a sequence classifier that a causal LM checkpoint does not have.
+NEW_HEAD_KEYS = frozenset({"score.weight", "score.bias"})
+TRANSFORMERS_LOAD_LOGGER = "transformers.modeling_utils"
+
+
+class _HeldLoadReports(logging.Filter):
+    """Holds back transformers' ``LOAD REPORT`` warnings; every other record passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in record.getMessage():
+            self.held.append(record)
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _holding_load_reports() -> Iterator[_HeldLoadReports]:
+    logger = logging.getLogger(TRANSFORMERS_LOAD_LOGGER)
+    held = _HeldLoadReports()
+    logger.addFilter(held)
+    try:
+        yield held
+    finally:
+        logger.removeFilter(held)
+
+
 def load_reward_model(path: str | os.PathLike[str]) -> PreTrainedModel:
-    """A one-output sequence classifier from a directory (a causal LM directory gets a new head)."""
-    model: PreTrainedModel = AutoModelForSequenceClassification.from_pretrained(
-        str(path), num_labels=1
+    """A one-output sequence classifier from a directory (a causal LM directory gets a new head).
+
+    Starting the reward model from the policy's causal-LM checkpoint leaves its scalar ``score``
+    head out of the checkpoint by design, and transformers warns about it with a ``LOAD REPORT``
+    table (``score.weight | MISSING``) on every run. That report, and only when the new head is all
+    it lists, is dropped here; a report of any other missing, unexpected or mismatched weight is
+    logged as transformers wrote it.
+    """
+    if getattr(AutoConfig.from_pretrained(str(path)), "model_type", None) == "bert":
+        return cast(PreTrainedModel, BertRewardModel.from_pretrained(str(path)))
+    with _holding_load_reports() as held:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(path), num_labels=1, output_loading_info=True
+        )
+    expected = (
+        set(info.get("missing_keys", ())) <= NEW_HEAD_KEYS
+        and not info.get("unexpected_keys")
+        and not info.get("mismatched_keys")
     )
-    return model
+    if not expected:
+        logger = logging.getLogger(TRANSFORMERS_LOAD_LOGGER)
+        for record in held.held:
+            logger.handle(record)
+    return cast(PreTrainedModel, model)
+
+
+def is_bert(model: PreTrainedModel) -> bool:
+    """Whether ``model`` is the separate BERT-style reward model (its own tokenizer and trunk)."""
+    return getattr(model.config, "model_type", None) == "bert"
+
+
+BERT_PAD, BERT_CLS, BERT_SEP = "[PAD]", "[CLS]", "[SEP]"
+
+
+def bert_tokenizer(texts: Iterable[str], vocab_size: int = 1000) -> PreTrainedTokenizerFast:
+    """A byte-level BPE for the BERT reward model, trained offline on ``texts`` the way
+    ``lm.train_tokenizer`` trains the policy's, with BERT's special tokens: a pair is encoded as
+    ``[CLS] prompt [SEP] completion [SEP]`` with segment ids 0 and 1.
+
+    Deterministic for the same texts in the same order.
+    """
+    documents = [text for text in texts if text]
+    if not documents:
+        raise ValueError("Cannot train a tokenizer on empty texts.")
+    special = [BERT_PAD, BERT_CLS, BERT_SEP]
+    raw = RawTokenizer(BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=max(vocab_size, len(pre_tokenizers.ByteLevel.alphabet()) + len(special)),
+        min_frequency=1,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    raw.train_from_iterator(documents, trainer=trainer)
+    cls_id, sep_id = raw.token_to_id(BERT_CLS), raw.token_to_id(BERT_SEP)
+    raw.post_processor = processors.TemplateProcessing(
+        single=f"{BERT_CLS}:0 $A:0 {BERT_SEP}:0",
+        pair=f"{BERT_CLS}:0 $A:0 {BERT_SEP}:0 $B:1 {BERT_SEP}:1",
+        special_tokens=[(BERT_CLS, cls_id), (BERT_SEP, sep_id)],
+    )
+    factory = cast(Callable[..., PreTrainedTokenizerFast], PreTrainedTokenizerFast)
+    return factory(
+        tokenizer_object=raw,
+        cls_token=BERT_CLS,
+        sep_token=BERT_SEP,
+        pad_token=BERT_PAD,
+        clean_up_tokenization_spaces=False,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
+class BertRewardModel(BertPreTrainedModel):  # type: ignore[no-untyped-call]
+    """A BERT encoder (no pooler) and a linear scalar head on the mean of its last hidden states
+    over the real tokens: one reward per sequence in ``logits[:, 0]``.
+
+    ``BertForSequenceClassification`` was tried first: its ``tanh`` pooler saturated within a few
+    hundred steps at this learning rate, so most rewards came out as the same two values (+-2.97)
+    and 17% of held-out pairs tied exactly (41% accuracy). Mean pooling into a linear head has no
+    such ceiling.
+    """
+
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.score = nn.Linear(config.hidden_size, 1)
+        self.post_init()  # type: ignore[no-untyped-call]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        **_: Any,
+    ) -> SequenceClassifierOutput:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+        return SequenceClassifierOutput(logits=self.score(pooled))
+
+
+def build_bert_reward_model(
+    tokenizer: Tokenizer,
+    *,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    max_positions: int = 256,
+    seed: int = 0,
+) -> PreTrainedModel:
+    """A small :class:`BertRewardModel` with random weights from ``seed``: nothing is downloaded."""
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden_size,
+        max_position_embeddings=max_positions,
+        type_vocab_size=2,
+        pad_token_id=special_id(tokenizer, "pad"),
+    )
+    config.num_labels = 1  # one scalar reward per sequence
+    torch.manual_seed(seed)
+    return BertRewardModel(config)
+
+
+def reward_scores(
+    reward_model: PreTrainedModel,
+    tokenizer: Tokenizer,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+) -> torch.Tensor:
+    """The scalar reward of each ``prompt + completion`` (with gradients).
+
+    The shared-trunk model reads ``prompt + completion + eos`` in the policy's tokens; the BERT
+    model reads ``[CLS] prompt [SEP] completion [SEP]`` in its own tokens, truncated to its
+    positions.
+    """
+    if is_bert(reward_model):
+        encoded = tokenizer(
+            list(prompts),
+            list(completions),
+            padding=True,
+            truncation=True,
+            max_length=int(reward_model.config.max_position_embeddings),
+            return_tensors="pt",
+        )
+        logits = reward_model(**encoded).logits
+    else:
+        ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
+        logits = reward_model(input_ids=ids, attention_mask=mask).logits
+    return cast(torch.Tensor, logits[:, 0])
 
 
 @torch.no_grad()
@@ -226,8 +422,7 @@ def score_texts(
 ) -> torch.Tensor:
     """The reward model's scalar score of each ``prompt + completion``."""
     set_eval(reward_model)
-    ids, mask, _ = encode_pairs(tokenizer, prompts, completions)
-    return cast(torch.Tensor, reward_model(input_ids=ids, attention_mask=mask).logits[:, 0])
+    return reward_scores(reward_model, tokenizer, prompts, completions)
 
 
 class PolicyWithValueHead(nn.Module):

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
+from lm import load_tokenizer
 from ml_core import seed_everything, write_json_atomic
 from ml_core.cli import config_to_dict, require_fraction, require_non_negative, require_positive
 from rlhf.data import load_prompts
@@ -34,6 +35,7 @@ from rlhf.models import (
     PolicyWithValueHead,
     Rollout,
     Tokenizer,
+    is_bert,
     load_policy,
     load_reward_model,
     response_logits,
@@ -250,6 +252,8 @@ def train_ppo(config: PPOConfig) -> dict[str, Any]:
     prompts = load_prompts(config.prompts) if config.prompts else make_prompts()
     reward_model = load_reward_model(config.reward_model)
     reward_model.requires_grad_(False)
+    # The BERT reward model reads its own tokens; the shared-trunk one reads the policy's.
+    reward_tokenizer = load_tokenizer(config.reward_model) if is_bert(reward_model) else tokenizer
     reference = frozen_copy(model)
     policy = PolicyWithValueHead(model)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate)
@@ -263,7 +267,9 @@ def train_ppo(config: PPOConfig) -> dict[str, Any]:
         for step in tqdm(range(1, config.steps + 1), desc="ppo", unit="step"):
             batch_prompts = [rng.choice(prompts) for _ in range(config.batch_size)]
             rollout = sample(model, tokenizer, batch_prompts, config.max_new_tokens)
-            scores = score_texts(reward_model, tokenizer, rollout.prompts, rollout.completions)
+            scores = score_texts(
+                reward_model, reward_tokenizer, rollout.prompts, rollout.completions
+            )
             # Reward-model scores have an arbitrary scale; standardising them per batch keeps the
             # value loss (and its gradient into the shared trunk) and the KL trade-off at O(1).
             rewards = standardize(scores) if config.normalize_scores else scores
