@@ -68,8 +68,12 @@ def test_training_loss_is_named_so_transformers_logs_no_loss_type_warning(preset
     assert model.loss_type is not None
 
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Recorder()
     transformers_logger = logging.getLogger("transformers")
     transformers_logger.addHandler(handler)
     try:
