@@ -104,6 +104,11 @@ def test_quick_report_writes_every_output_then_names_missed_targets(
     assert report["data"]["attacked_test_images"] == 30
     # The deterministic attacks agree with ART on any model, trained or not.
     assert report["art"]["max_gap"] <= 0.01
+    # ART's poisoning, membership-inference and extraction attacks ran beside ours.
+    assert 0.0 <= report["art"]["backdoor"]["art_attack_success"] <= 1.0
+    assert set(report["art"]["membership_inference"]) == {"overfit", "regularised"}
+    assert [row["queries"] for row in report["art"]["model_extraction"]["rows"]] == [50, 200]
+    assert "Model extraction: ours vs ART" in (tmp_path / "report.html").read_text()
     curves = report["robustness_curves"]["accuracy"]
     for values in curves.values():
         assert len(values) == len(report["robustness_curves"]["eps"])

@@ -16,6 +16,12 @@ from adversarial.art_check import (
     art_fgsm_accuracy,
     art_pgd_accuracy,
 )
+from adversarial.art_compare import (
+    BACKDOOR_TOLERANCE,
+    art_copycat,
+    compare_backdoor,
+    compare_membership_inference,
+)
 from adversarial.attacks import (
     FGSMConfig,
     Loss,
@@ -395,6 +401,18 @@ def run_report(config: ReportConfig) -> dict[str, Any]:
         "attack_success_rate": attack_success_rate(backdoored, data.test, backdoor),
         "attack_success_rate_of_clean_model": attack_success_rate(undefended, data.test, backdoor),
     }
+    # ART's backdoor attack on the same images, trigger and target; the same training recipe.
+    report["art"]["backdoor"] = dataclasses.asdict(
+        compare_backdoor(
+            data.train,
+            data.validation,
+            data.test,
+            poisoned_indices,
+            backdoor,
+            fit_config,
+            (report["backdoor"]["attack_success_rate"], clean_backdoored),
+        )
+    )
     stage("membership inference")
 
     # 7. Membership inference: an overfit and a regularised model on the same 300 members.
@@ -427,19 +445,40 @@ def run_report(config: ReportConfig) -> dict[str, Any]:
         "overfit_test_accuracy": accuracy(overfit, full_x, full_y),
         "regularised_test_accuracy": accuracy(regularised, full_x, full_y),
     }
+    report["art"]["membership_inference"] = {
+        name: compare_membership_inference(model, members, data.test, config.seed)
+        for name, model in (("overfit", overfit), ("regularised", regularised))
+    }
     stage("model extraction")
 
     # 8. Model extraction: query the undefended CNN on unlabelled digits, train an MLP on its
     # answers, measure agreement on the test split.
+    query_counts = [count for count in sizes.query_counts if count <= len(data.train)]
+    extraction_fit = FitConfig(epochs=max(sizes.epochs, 10) * 2, seed=config.seed)
     rows = extract(
         undefended,
         data.train.images,
-        [count for count in sizes.query_counts if count <= len(data.train)],
+        query_counts,
         data.test.images,
         lambda: DigitMLP(data.image_size),
-        FitConfig(epochs=max(sizes.epochs, 10) * 2, seed=config.seed),
+        extraction_fit,
     )
     report["model_extraction"] = {"surrogate": "MLP", "victim": "undefended CNN", "rows": rows}
+    copycat_rows = art_copycat(
+        undefended,
+        data.train.images,
+        query_counts,
+        data.test.images,
+        lambda: DigitMLP(data.image_size),
+        extraction_fit,
+    )
+    report["art"]["model_extraction"] = {
+        "attack": "CopycatCNN",
+        "rows": [
+            {"queries": ours["queries"], "ours": ours["agreement"], "art": theirs["agreement"]}
+            for ours, theirs in zip(rows, copycat_rows, strict=True)
+        ],
+    }
     stage("robustness curves")
 
     # 9. Robust accuracy vs epsilon, and example images.
@@ -587,6 +626,26 @@ def _write_outputs(
                 "MLP trained on the victim's answers.",
                 report["model_extraction"]["rows"],
             ),
+            (
+                "Backdoor: ours vs ART",
+                "ART's PoisoningAttackBackdoor (insert_image, same patch, indices and target), "
+                f"same CNN recipe and seed; agreement within {BACKDOOR_TOLERANCE:.0%} of each.",
+                [report["art"]["backdoor"]],
+            ),
+            (
+                "Membership inference: ours vs ART",
+                "ART's black-box attacks (random forest on loss or outputs) learn on half the "
+                "members and non-members; every AUC is on the other half.",
+                [
+                    {"model": name, **values}
+                    for name, values in report["art"]["membership_inference"].items()
+                ],
+            ),
+            (
+                "Model extraction: ours vs ART",
+                "Agreement with the victim; ART's CopycatCNN, same MLP, budgets and epochs.",
+                report["art"]["model_extraction"]["rows"],
+            ),
         ],
         ["robustness.png", "examples.png"],
         notes,
@@ -612,6 +671,9 @@ def _summary(report: dict[str, Any]) -> str:
             f"clean drop {backdoor['clean_accuracy_drop']:.4f}",
             f"membership AUC: overfit {mia['overfit']['auc']:.3f}, "
             f"regularised {mia['regularised']['auc']:.3f}",
+            f"ART backdoor: ASR {report['art']['backdoor']['art_attack_success']:.4f}, "
+            f"clean {report['art']['backdoor']['art_clean_accuracy']:.4f}, "
+            f"agrees with ours: {report['art']['backdoor']['agrees']}",
             f"ART max gap {report['art']['max_gap']:.4f}; {report['seconds']:.0f}s; "
             f"targets met: {report['meets_targets']}; outputs in {report['config']['out']}",
         ]
