@@ -22,9 +22,9 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from adversarial.art_check import art_classifier
-from adversarial.attacks import accuracy, eval_mode
+from adversarial.attacks import accuracy
 from adversarial.models import train_cnn
-from adversarial.poisoning import BackdoorConfig
+from adversarial.poisoning import BackdoorConfig, attack_success_rate
 from adversarial.privacy import agreement, membership_inference
 from vision.data import Split
 from vision.training import FitConfig
@@ -92,14 +92,9 @@ def art_poison(train: Split, indices: np.ndarray, config: BackdoorConfig) -> Spl
     return Split(images, labels)
 
 
-@torch.no_grad()
 def art_attack_success_rate(model: nn.Module, test: Split, config: BackdoorConfig) -> float:
     """:func:`adversarial.poisoning.attack_success_rate` with ART's trigger."""
-    keep = test.labels != config.target
-    triggered = torch.from_numpy(art_trigger(test.images[keep], config))
-    with eval_mode(model):
-        predictions = model(triggered).argmax(dim=1)
-    return float((predictions == config.target).float().mean())
+    return attack_success_rate(model, test, config, trigger=art_trigger)
 
 
 @dataclasses.dataclass(frozen=True)

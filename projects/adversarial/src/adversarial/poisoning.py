@@ -4,6 +4,7 @@ target class (Gu et al., BadNets)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -59,10 +60,16 @@ def poison(train: Split, config: BackdoorConfig) -> tuple[Split, np.ndarray]:
 
 
 @torch.no_grad()
-def attack_success_rate(model: nn.Module, test: Split, config: BackdoorConfig) -> float:
-    """Share of triggered test images of other classes that the model puts in the target class."""
+def attack_success_rate(
+    model: nn.Module,
+    test: Split,
+    config: BackdoorConfig,
+    trigger: Callable[[np.ndarray, BackdoorConfig], np.ndarray] = add_trigger,
+) -> float:
+    """Share of test images of other classes, stamped by ``trigger``, that the model puts in the
+    target class."""
     keep = test.labels != config.target
-    triggered = torch.from_numpy(add_trigger(test.images[keep], config))
+    triggered = torch.from_numpy(trigger(test.images[keep], config))
     with eval_mode(model):
         predictions = model(triggered).argmax(dim=1)
     return float((predictions == config.target).float().mean())
