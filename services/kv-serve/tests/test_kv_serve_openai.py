@@ -171,7 +171,11 @@ def test_chat_sessions_as_extra_body_fields(oai: openai.OpenAI, client: httpx.Cl
     assert first.usage is not None and second.usage is not None
     assert second.usage.prompt_tokens_details is not None
     # The second turn reuses the whole first turn from the session cache.
-    assert (second.usage.prompt_tokens_details.cached_tokens or 0) >= first.usage.prompt_tokens
+    cached = second.usage.prompt_tokens_details.cached_tokens or 0
+    assert cached >= first.usage.prompt_tokens
+    # prompt_tokens counts the history the reply was conditioned on, so it covers what was cached.
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens + first.usage.completion_tokens
+    assert cached <= second.usage.prompt_tokens
     info = client.get("/v1/sessions/oai-chat").json()
     assert info["context_key"] == "topic-a"
     client.delete("/v1/sessions/oai-chat")

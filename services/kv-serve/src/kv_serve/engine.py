@@ -397,6 +397,7 @@ class Generation:
             max_new_tokens=params.max_new_tokens,
             sample=lambda logits: sample_next(logits, params, generator),
             eos_token_id=engine.eos_token_id if params.stop_at_eos else None,
+            greedy=params.temperature <= 0,
         )
         with engine._inflight_lock:
             engine._inflight += 1

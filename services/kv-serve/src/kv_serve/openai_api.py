@@ -217,6 +217,11 @@ class _Run:
         if len(self.text) > sent:
             yield self.text[sent:], None
 
+    def prompt_tokens(self) -> int:
+        """Every token the reply was conditioned on: a session's history and the new prompt (so that
+        ``cached_tokens`` never exceeds it, as in OpenAI's usage)."""
+        return len(self.generation.tokens)
+
     def cached_tokens(self) -> int:
         result = self.generation.result
         return result.reused_tokens if result is not None else 0
@@ -360,7 +365,7 @@ def add_openai_routes(
                     "finish_reason": run.finish_reason if run is not None else "length",
                 }
             )
-            prompt_total += len(ids)
+            prompt_total += run.prompt_tokens() if run is not None else len(ids)
             completion_total += len(new_ids)
             cached_total += run.cached_tokens() if run is not None else 0
         return {
@@ -419,7 +424,7 @@ def add_openai_routes(
             record(generation)
             yield _sse(chunk("", run.finish_reason))
             if body.include_usage():
-                usage = _usage(len(ids), len(run.token_ids), run.cached_tokens())
+                usage = _usage(run.prompt_tokens(), len(run.token_ids), run.cached_tokens())
                 yield _sse({**chunk("", None), "choices": [], "usage": usage})
             yield "data: [DONE]\n\n"
 
@@ -490,7 +495,7 @@ def add_openai_routes(
                         "finish_reason": run.finish_reason,
                     }
                 ],
-                "usage": _usage(len(ids), len(run.token_ids), run.cached_tokens()),
+                "usage": _usage(run.prompt_tokens(), len(run.token_ids), run.cached_tokens()),
             }
 
         def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -516,7 +521,7 @@ def add_openai_routes(
             record(generation)
             yield _sse(chunk({}, run.finish_reason))
             if body.include_usage():
-                usage = _usage(len(ids), len(run.token_ids), run.cached_tokens())
+                usage = _usage(run.prompt_tokens(), len(run.token_ids), run.cached_tokens())
                 yield _sse({**chunk({}, None), "choices": [], "usage": usage})
             yield "data: [DONE]\n\n"
 

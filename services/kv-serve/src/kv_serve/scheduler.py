@@ -66,6 +66,8 @@ class BatchSequence:
     max_new_tokens: int
     sample: Sampler
     eos_token_id: int | None
+    # Greedy sequences take the batch's one argmax instead of calling ``sample`` row by row.
+    greedy: bool = False
     out: queue.SimpleQueue[StepToken | Finished | BaseException] = dataclasses.field(
         default_factory=queue.SimpleQueue
     )
@@ -183,9 +185,13 @@ class Scheduler:
             if self._active:
                 self._decode()
 
-    def _emit(self, sequence: BatchSequence, logits: torch.Tensor) -> bool:
-        """Sample the next token from ``logits``; True when the sequence goes on."""
-        token = sequence.sample(logits)
+    def _emit(
+        self, sequence: BatchSequence, logits: torch.Tensor, token: int | None = None
+    ) -> bool:
+        """Sample the next token from ``logits`` (unless ``token``, the argmax, is given); True when
+        the sequence goes on."""
+        if token is None:
+            token = sequence.sample(logits)
         if sequence.eos_token_id is not None and token == sequence.eos_token_id:
             return False
         sequence.generated += 1
@@ -286,11 +292,15 @@ class Scheduler:
         self.steps += 1
         self.batched_tokens += batch
         self.max_batch_seen = max(self.max_batch_seen, batch)
+        last = out.logits[:, -1]
+        # One argmax over the batch: per-row calls cost more than the step itself on small models.
+        argmax = last.argmax(dim=-1).tolist() if any(s.greedy for s in self._active) else []
         done: list[int] = []
         for row, sequence in enumerate(self._active):
             sequence.length += 1
             sequence.processed += 1
-            if sequence.cancelled or not self._emit(sequence, out.logits[row, -1]):
+            token = argmax[row] if sequence.greedy else None
+            if sequence.cancelled or not self._emit(sequence, last[row], token):
                 done.append(row)
         if done:
             layers = self._layers()
