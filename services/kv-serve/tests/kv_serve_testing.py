@@ -54,13 +54,20 @@ def tiny_model() -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     return model, tokenizer
 
 
-def make_engine(**cache_kwargs: object) -> Engine:
+def make_engine(prefill_chunk: int = 64, **cache_kwargs: object) -> Engine:
     """An engine on the shared tiny model with its own cache manager."""
     model, tokenizer = tiny_model()
     options: dict[str, object] = {"budget_bytes": 64 * 1024 * 1024, "block_size": 4}
     options.update(cache_kwargs)
     cache = CacheManager(**options)  # type: ignore[arg-type]
-    return Engine(model, tokenizer, cache, model_name="preset:tiny", max_new_tokens_limit=200)
+    return Engine(
+        model,
+        tokenizer,
+        cache,
+        model_name="preset:tiny",
+        max_new_tokens_limit=200,
+        prefill_chunk=prefill_chunk,
+    )
 
 
 def free_port() -> int:

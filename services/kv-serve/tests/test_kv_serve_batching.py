@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import threading
 
+import torch
 from kv_serve_testing import TEXTS, make_engine
 
 from kv_serve.engine import GenerationParams, GenerationResult, generate_tokens
+from kv_serve.scheduler import BatchSequence, Finished, Scheduler, StepToken
 
 
 def test_concurrent_requests_share_steps_and_match_solo_runs() -> None:
@@ -82,3 +84,53 @@ def test_batched_sessions_keep_their_caches() -> None:
         assert second.session_hit and second.reused_tokens > first.prompt_tokens
         history = engine.encode(TEXTS[i]) + first.token_ids + engine.encode(" and then?")
         assert second.token_ids == generate_tokens(engine.model, history, 4, use_cache=False)
+
+
+def _drain(sequence: BatchSequence) -> tuple[list[int], bool]:
+    tokens, finished = [], False
+    while not sequence.out.empty():
+        item = sequence.out.get()
+        if isinstance(item, StepToken):
+            tokens.append(item.token_id)
+        finished = finished or isinstance(item, Finished)
+    return tokens, finished
+
+
+def test_chunked_prefill_runs_a_long_prompt_between_decode_steps() -> None:
+    engine = make_engine()
+    short = engine.encode(TEXTS[5])
+    long = engine.encode(" ".join(TEXTS[:4]))
+    assert len(long) > 12
+    # Steps are driven by hand (no scheduler thread), so the interleaving is deterministic.
+    scheduler = Scheduler(engine.model, prefill_chunk=3)
+
+    def sequence(ids: list[int], new_tokens: int) -> BatchSequence:
+        return BatchSequence(
+            feed=list(ids),
+            kv=None,
+            max_new_tokens=new_tokens,
+            sample=lambda logits: int(torch.argmax(logits).item()),
+            eos_token_id=None,
+            greedy=True,
+        )
+
+    decoding, newcomer = sequence(short, 40), sequence(long, 5)
+    with torch.inference_mode():
+        scheduler._step([decoding])  # nothing else decodes: the whole prompt at once
+        assert scheduler.prefill_passes == 1 and scheduler.active == 1
+        scheduler._step([newcomer])
+        chunks_needed = -(-len(long) // 3)
+        for _ in range(chunks_needed - 1):
+            # The newcomer's prompt is still part-way through; the other stream got a token.
+            assert scheduler.waiting == 1 and scheduler.active == 1
+            scheduler._step([])
+        assert scheduler.waiting == 0 and scheduler.active == 2
+        assert scheduler.prefill_passes == 1 + chunks_needed
+        while scheduler.active:
+            scheduler._step([])
+    short_tokens, short_done = _drain(decoding)
+    long_tokens, long_done = _drain(newcomer)
+    assert short_done and long_done
+    # Exactly the tokens each gets alone.
+    assert short_tokens == generate_tokens(engine.model, short, 40, use_cache=True)
+    assert long_tokens == generate_tokens(engine.model, long, 5, use_cache=True)

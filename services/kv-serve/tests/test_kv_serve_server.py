@@ -42,6 +42,7 @@ def test_settings_from_env_and_cli() -> None:
         (["--block-size", "0"], "--block-size: must be positive, got 0"),
         (["--budget-mb", "-1"], "--budget-mb: must be positive, got -1.0"),
         (["--session-ttl-s", "-5"], "--session-ttl-s: must be zero or more, got -5.0"),
+        (["--prefill-chunk", "-1"], "--prefill-chunk: must be zero or more, got -1"),
         (["--port", "70000"], "--port: must be in [0, 65535], got 70000"),
         (["--port", "http"], "argument --port: invalid int value: 'http'"),
         (["--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),

@@ -101,6 +101,10 @@ class Settings:
     max_batch: int = 64
     """Sequences decoded together in one forward pass (continuous batching)."""
 
+    prefill_chunk: int = 256
+    """Prompt tokens run per decode step while others are decoding (chunked prefill; 0: whole
+    prompts at once, which stalls every stream for the length of a newcomer's prompt)."""
+
     def __post_init__(self) -> None:
         require(0 <= self.port <= 65535, "port", f"must be in [0, 65535], got {self.port}")
         require_positive(
@@ -120,6 +124,7 @@ class Settings:
             "rate_limit_rpm",
             "rate_limit_tpm",
             "torch_threads",
+            "prefill_chunk",
         )
         for key in self.api_key:
             require(

@@ -123,6 +123,7 @@ class Engine:
         max_new_tokens_limit: int = 1024,
         random_weights: bool | None = None,
         max_batch: int = 64,
+        prefill_chunk: int = 256,
     ) -> None:
         model.train(False)
         self.model = model
@@ -146,7 +147,7 @@ class Engine:
         self._inflight = 0
         self._inflight_lock = threading.Lock()
         # Every forward pass runs on the scheduler's thread (continuous batching).
-        self.scheduler = Scheduler(model, max_batch=max_batch)
+        self.scheduler = Scheduler(model, max_batch=max_batch, prefill_chunk=prefill_chunk)
 
     @property
     def inflight(self) -> int:

@@ -89,6 +89,9 @@ class LoadConfig:
     threads: int = 0
     """Torch intra-op threads (0: one fewer than the cores, at least 1)."""
 
+    prefill_chunk: int = 256
+    """Kv-serve's prompt tokens per decode step while others decode (0: whole prompts)."""
+
     peer: Literal["none", "transformers-serve"] = "none"
     """A second server to load the same way, side by side."""
 
@@ -125,6 +128,7 @@ class LoadConfig:
         for name in (
             "min_speedup",
             "threads",
+            "prefill_chunk",
             "session_turns",
             "min_peer_ratio",
             "min_session_ttft_speedup",
@@ -553,6 +557,7 @@ def run(config: LoadConfig) -> dict[str, Any]:
         model_name=f"preset:{config.preset}",
         max_new_tokens_limit=4096,
         max_batch=config.max_batch,
+        prefill_chunk=config.prefill_chunk,
     )
     tokenizer = loaded.tokenizer
     corpus = engine.encode("\n".join(load_corpus(max_chars=200_000).train))
@@ -633,6 +638,7 @@ def run(config: LoadConfig) -> dict[str, Any]:
     results["scheduler"] = {
         "steps": engine.scheduler.steps,
         "max_batch_seen": engine.scheduler.max_batch_seen,
+        "prefill_passes": engine.scheduler.prefill_passes,
         "mean_batch": engine.scheduler.batched_tokens / max(1, engine.scheduler.steps),
     }
     del engine, loaded

@@ -5,9 +5,11 @@ reused from a session or prefix cache, sampling options) and read tokens from it
 loop:
 
 1. run queued calls (scoring passes) so that only this thread ever runs the model;
-2. admit waiting sequences (up to ``max_batch`` active): prefill each on its own cache (a
-   prompt's forward pass is compute bound; batching it with others buys little on a CPU) and
-   sample its first token;
+2. admit waiting sequences (up to ``max_batch`` active or prefilling) and prefill them, each on
+   its own cache (a prompt's forward pass is compute bound; batching it with others buys little
+   on a CPU): every prompt at once when nothing is decoding, else at most ``prefill_chunk``
+   prompt tokens per step (chunked prefill), so a long prompt delays everyone's next token by
+   one chunk, not by its whole length. A finished prefill samples the sequence's first token;
 3. rebuild the batch cache only when sequences joined or left: every active sequence's
    keys/values are one row of a left-padded tensor per layer, inside one ``DynamicCache``;
 4. one decode step for all active sequences: input ``(B, 1)``, an attention mask that hides
@@ -79,13 +81,26 @@ class BatchSequence:
     processed: int = 0
 
 
+@dataclasses.dataclass(eq=False)
+class _Prefill:
+    """A sequence whose prompt is part-way through the model."""
+
+    sequence: BatchSequence
+    cache: DynamicCache
+    done: int = 0  # tokens of ``sequence.feed`` already run
+
+
 class Scheduler:
     """Runs ``model`` for many sequences at once on one thread (started on first use)."""
 
-    def __init__(self, model: PreTrainedModel, *, max_batch: int = 64) -> None:
+    def __init__(
+        self, model: PreTrainedModel, *, max_batch: int = 64, prefill_chunk: int = 0
+    ) -> None:
         self.model = model
         self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk
         self._pending: deque[BatchSequence] = deque()
+        self._prefilling: deque[_Prefill] = deque()
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -98,6 +113,7 @@ class Scheduler:
         self.steps = 0
         self.batched_tokens = 0
         self.max_batch_seen = 0
+        self.prefill_passes = 0
 
     # ------------------------------------------------------------------ public
 
@@ -107,7 +123,7 @@ class Scheduler:
 
     @property
     def waiting(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._prefilling)
 
     def submit(self, sequence: BatchSequence) -> None:
         with self._cond:
@@ -146,13 +162,15 @@ class Scheduler:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not (self._stop or self._pending or self._calls or self._active):
+                while not (
+                    self._stop or self._pending or self._calls or self._active or self._prefilling
+                ):
                     self._cond.wait()
                 if self._stop:
                     return
                 calls = list(self._calls)
                 self._calls.clear()
-                room = self.max_batch - len(self._active)
+                room = self.max_batch - len(self._active) - len(self._prefilling)
                 admitted = [self._pending.popleft() for _ in range(min(room, len(self._pending)))]
             for fn, future in calls:
                 if future.set_running_or_notify_cancel():
@@ -164,19 +182,21 @@ class Scheduler:
                 self._step(admitted)
             except Exception as error:  # a failed forward: fail the sequences, keep serving
                 logger.exception("batch step failed")
-                for sequence in self._active + admitted:
+                prefilling = [item.sequence for item in self._prefilling]
+                for sequence in self._active + prefilling + admitted:
                     sequence.out.put(error)
                 self._active, self._pads, self._cache = [], [], None
+                self._prefilling.clear()
 
     def _step(self, admitted: list[BatchSequence]) -> None:
-        joiners: list[tuple[BatchSequence, KV]] = []
         with torch.inference_mode():
             for sequence in admitted:
                 if sequence.cancelled:
                     continue
-                kv = self._prefill(sequence)
-                if kv is not None:
-                    joiners.append((sequence, kv))
+                cache = to_dynamic_cache(sequence.kv, copy=False) if sequence.kv else DynamicCache()
+                sequence.kv = None
+                self._prefilling.append(_Prefill(sequence, cache))
+            joiners = self._prefill()
             leaving = [i for i, s in enumerate(self._active) if s.cancelled]
             if leaving:
                 self._remove(leaving)
@@ -199,19 +219,44 @@ class Scheduler:
         sequence.next_token = token
         return sequence.generated < sequence.max_new_tokens
 
-    def _prefill(self, sequence: BatchSequence) -> KV | None:
-        """Run the sequence's new tokens; its keys/values when it goes on, else None (done)."""
-        cache = to_dynamic_cache(sequence.kv, copy=False) if sequence.kv else DynamicCache()
-        sequence.kv = None
-        inputs = torch.tensor([sequence.feed], dtype=torch.long)
-        out = self.model(input_ids=inputs, cache=cache, use_cache=True, logits_to_keep=1)
-        sequence.processed += len(sequence.feed)
-        kv = from_dynamic_cache(cache)
-        sequence.length = int(kv[0][0].shape[-2])
-        if self._emit(sequence, out.logits[0, -1]):
-            return kv
-        sequence.out.put(Finished(self._reason(sequence), kv, sequence.processed))
-        return None
+    def _prefill(self) -> list[tuple[BatchSequence, KV]]:
+        """Run prompt tokens: all waiting prompts when nothing is decoding, else at most
+        ``prefill_chunk`` tokens (0: no limit).
+
+        Returns the sequences whose prompt is done and that go on, with their keys/values.
+        """
+        budget = self.prefill_chunk if self.prefill_chunk and self._active else None
+        joiners: list[tuple[BatchSequence, KV]] = []
+        while self._prefilling and (budget is None or budget > 0):
+            item = self._prefilling[0]
+            sequence = item.sequence
+            if sequence.cancelled:
+                self._prefilling.popleft()
+                continue
+            remaining = len(sequence.feed) - item.done
+            count = remaining if budget is None else min(budget, remaining)
+            chunk = sequence.feed[item.done : item.done + count]
+            out = self.model(
+                input_ids=torch.tensor([chunk], dtype=torch.long),
+                cache=item.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            self.prefill_passes += 1
+            item.done += count
+            sequence.processed += count
+            if budget is not None:
+                budget -= count
+            if item.done < len(sequence.feed):
+                continue  # the budget is spent; the rest of this prompt runs next step
+            self._prefilling.popleft()
+            kv = from_dynamic_cache(item.cache)
+            sequence.length = int(kv[0][0].shape[-2])
+            if self._emit(sequence, out.logits[0, -1]):
+                joiners.append((sequence, kv))
+            else:
+                sequence.out.put(Finished(self._reason(sequence), kv, sequence.processed))
+        return joiners
 
     @staticmethod
     def _reason(sequence: BatchSequence) -> str:

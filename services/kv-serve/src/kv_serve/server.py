@@ -39,6 +39,7 @@ def build_engine(settings: Settings) -> Engine:
         model_name=loaded.source,
         max_new_tokens_limit=settings.max_new_tokens_limit,
         max_batch=settings.max_batch,
+        prefill_chunk=settings.prefill_chunk,
     )
 
 
