@@ -183,7 +183,8 @@ class Scheduler:
             except Exception as error:  # a failed forward: fail the sequences, keep serving
                 logger.exception("batch step failed")
                 prefilling = [item.sequence for item in self._prefilling]
-                for sequence in self._active + prefilling + admitted:
+                # An admitted sequence may already be prefilling: tell each one once.
+                for sequence in dict.fromkeys(self._active + prefilling + admitted):
                     sequence.out.put(error)
                 self._active, self._pads, self._cache = [], [], None
                 self._prefilling.clear()
