@@ -30,36 +30,57 @@ LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
 VISION_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "vision" in row[1:])
 
 
-def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwargs):
-    """A docker_image that runs the packed PEX target `pex` (which needs `include_tools=True`).
+def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=None, **kwargs):
+    """The PEX `pex` that runs `entry_point` (for `./pants run` and `package`) and its image `name`.
 
-    Dependencies and sources are unpacked into a venv in separate stages, so a code change
-    rebuilds only the small sources layer. Runs as a non-root user. BASE_IMAGE defaults to
-    Docker Hub's python:3.11-slim; GIT_COMMIT becomes the OCI revision label and a tag.
+    The image is built from two PEXes made here rather than from `pex` itself: `<pex>-deps` has
+    only the third-party requirements and `<pex>-srcs` only the first-party code. A code change
+    leaves `<pex>-deps` byte-identical, so its venv stage and the large layer it makes come from
+    the engine's layer cache and are already in the registry: only the small sources layer is
+    rebuilt and pushed, and the large `pex` is not even built for the image. GIT_COMMIT (the OCI
+    revision label, an environment variable and a tag) is set after the layers for the same
+    reason. Runs as a non-root user. BASE_IMAGE defaults to Docker Hub's python:3.11-slim.
     """
-    pex_path = str(build_file_dir()).replace("/", ".") + "/" + pex + ".pex"
+    pex_binary(name=pex, entry_point=entry_point, layout="packed")
+    deps_pex, srcs_pex = pex + "-deps", pex + "-srcs"
+    # `packed` + tools: the Dockerfile unpacks each into a venv with `PEX_TOOLS=1 ... venv`.
+    pex_binary(
+        name=deps_pex,
+        # Not a dependency on `pex`: the image's build context would then carry that PEX too.
+        entry_point=entry_point,
+        include_sources=False,
+        layout="packed",
+        include_tools=True,
+        description="The third-party requirements of :" + pex + ", for " + name + "'s deps layer",
+    )
+    pex_binary(
+        name=srcs_pex,
+        entry_point=entry_point,
+        include_requirements=False,
+        layout="packed",
+        include_tools=True,
+        description="The first-party code of :" + pex + ", for " + name + "'s sources layer",
+    )
+    context_dir = str(build_file_dir()).replace("/", ".")
     cmd_json = "[" + ", ".join('"' + part + '"' for part in cmd) + "]"
-    stage = [
-        "COPY " + pex_path + " /tmp/app.pex",
-    ]
     instructions = [
         "ARG BASE_IMAGE=python:3.11-slim",
         "FROM ${BASE_IMAGE} AS deps",
-        *stage,
-        "RUN PEX_TOOLS=1 python3 /tmp/app.pex venv --scope=deps --compile /app/venv",
+        "COPY " + context_dir + "/" + deps_pex + ".pex /tmp/deps.pex",
+        "RUN PEX_TOOLS=1 python3 /tmp/deps.pex venv --scope=deps --compile /app/venv",
         "FROM ${BASE_IMAGE} AS srcs",
-        *stage,
-        "RUN PEX_TOOLS=1 python3 /tmp/app.pex venv --scope=srcs --compile /app/venv",
+        "COPY " + context_dir + "/" + srcs_pex + ".pex /tmp/srcs.pex",
+        "RUN PEX_TOOLS=1 python3 /tmp/srcs.pex venv --scope=srcs --compile /app/venv",
         "FROM ${BASE_IMAGE}",
+        "RUN useradd --create-home --uid 10001 app",
+        "COPY --from=deps /app /app",
+        "COPY --from=srcs /app /app",
         "ARG GIT_COMMIT=unknown",
         'LABEL org.opencontainers.image.title="' + title + '"'
         + ' org.opencontainers.image.description="' + description + '"'
         + ' org.opencontainers.image.revision="${GIT_COMMIT}"',
         # ml_core's run metadata reads GIT_COMMIT where there is no .git to ask.
         "ENV GIT_COMMIT=${GIT_COMMIT} PYTHONUNBUFFERED=1",
-        "RUN useradd --create-home --uid 10001 app",
-        "COPY --from=deps /app /app",
-        "COPY --from=srcs /app /app",
         "USER app",
         "WORKDIR /home/app",
         *(["EXPOSE " + str(expose)] if expose else []),
@@ -70,7 +91,7 @@ def pex_docker_image(name, pex, title, description, cmd=(), expose=None, **kwarg
         name=name,
         instructions=instructions,
         # The prelude, pants.toml and the launcher shape the image too: see the root BUILD.
-        dependencies=[":" + pex, "//:image-definition"],
+        dependencies=[":" + deps_pex, ":" + srcs_pex, "//:image-definition"],
         image_tags=["latest", "{build_args.GIT_COMMIT}"],
         **kwargs,
     )

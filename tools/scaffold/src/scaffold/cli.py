@@ -158,16 +158,15 @@ def plan(config: NewProjectConfig, root: Path) -> Plan:
     service = config.kind == "service"
     files: dict[Path, str] = {}
 
-    image = ""
     if config.image:
         cmd = (
             '["--host", "0.0.0.0", "--port", "8000"]' if service else '["--out", "/home/app/runs"]'
         )
         expose = "\n    expose=8000," if service else ""
-        image = templates.IMAGE_TARGET.substitute(values, cmd=cmd, expose=expose)
-    files[directory / "BUILD"] = templates.BUILD_ROOT_FILE.substitute(
-        values, pex_extra=templates.PEX_PACKED if config.image else "", image=image
-    )
+        binary = templates.IMAGE_TARGET.substitute(values, cmd=cmd, expose=expose)
+    else:
+        binary = templates.PEX_TARGET.substitute(values)
+    files[directory / "BUILD"] = templates.BUILD_ROOT_FILE.substitute(values, binary=binary)
     files[source / "BUILD"] = templates.SOURCES_BUILD
     files[tests / "BUILD"] = templates.TESTS_BUILD
 

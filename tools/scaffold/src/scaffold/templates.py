@@ -19,21 +19,21 @@ __dependencies_rules__(("*", "/**", "//libs/**", "//3rdparty/**", "//:image-defi
 __defaults__(all=dict(resolve="$name"), extend=True)
 
 # ./pants run $location/$name:$name -- --help
+$binary""")
+
+PEX_TARGET = Template("""\
 pex_binary(
     name="$name",
-    entry_point="$package.cli:main",$pex_extra
+    entry_point="$package.cli:main",
 )
-$image""")
+""")
 
-PEX_PACKED = """
-    # `packed` + tools lets the image unpack dependencies and sources into separate layers.
-    layout="packed",
-    include_tools=True,"""
-
-IMAGE_TARGET = Template("""
+# The macro (build-support/macros.py) makes the `$name` PEX too, and the image's layers from it.
+IMAGE_TARGET = Template("""\
 pex_docker_image(
     name="$name-image",
     pex="$name",
+    entry_point="$package.cli:main",
     repository="ml-monorepo/$name",
     title="$name",
     description="$description ($location/$name)",
