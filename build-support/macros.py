@@ -41,15 +41,15 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
     revision label, an environment variable and a tag) is set after the layers for the same
     reason. Runs as a non-root user. BASE_IMAGE defaults to Docker Hub's python:3.11-slim.
     """
-    pex_binary(name=pex, entry_point=entry_point, layout="packed")
+    # Tools, so that `PEX_TOOLS=1 python3.11 dist/.../<pex>.pex venv DIR` unpacks it (torchrun).
+    pex_binary(name=pex, entry_point=entry_point, include_tools=True)
     deps_pex, srcs_pex = pex + "-deps", pex + "-srcs"
-    # `packed` + tools: the Dockerfile unpacks each into a venv with `PEX_TOOLS=1 ... venv`.
+    # Packed (the root BUILD's default) + tools: the Dockerfile unpacks each into a venv.
     pex_binary(
         name=deps_pex,
         # Not a dependency on `pex`: the image's build context would then carry that PEX too.
         entry_point=entry_point,
         include_sources=False,
-        layout="packed",
         include_tools=True,
         description="The third-party requirements of :" + pex + ", for " + name + "'s deps layer",
     )
@@ -57,7 +57,6 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
         name=srcs_pex,
         entry_point=entry_point,
         include_requirements=False,
-        layout="packed",
         include_tools=True,
         description="The first-party code of :" + pex + ", for " + name + "'s sources layer",
     )

@@ -79,12 +79,12 @@ scenario "lib-test-only" "echo '# e2e' >> libs/ml_core/tests/test_ml_core_cli.py
 # No import reaches them: every docker_image depends on //:image-definition, which owns them.
 scenario "prelude" "echo '# e2e' >> build-support/macros.py" "${all_images[@]}"
 scenario "pants-config" "sed -i 's/^default_repository = .*/&  # e2e/' pants.toml" "${all_images[@]}"
-# libs/lm is shared by kv-serve and by projects that have no image, not by mnist or
-# feature-selection: only kv-serve's image is rebuilt.
-scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" ml-monorepo/kv-serve
+# libs/lm (its corpus module) is packed by kv-serve, neuron-audit, rlhf and its own pretraining
+# image, not by mnist or feature-selection.
+scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" \
+  ml-monorepo/kv-serve ml-monorepo/neuron-audit ml-monorepo/rlhf ml-monorepo/lm-pretrain
 # ml_core (its CLI helper, timer, metadata) is shared by every deployable.
-scenario "shared-lib" "echo '# e2e' >> libs/ml_core/src/ml_core/timer.py" \
-  ml-monorepo/mnist-train ml-monorepo/feature-selection ml-monorepo/kv-serve
+scenario "shared-lib" "echo '# e2e' >> libs/ml_core/src/ml_core/timer.py" "${all_images[@]}"
 
 # The last scenario (shared-lib) published feature-selection with HEAD's short SHA.
 image="$registry/ml-monorepo/feature-selection:$(git rev-parse --short HEAD)"
