@@ -160,3 +160,14 @@ def test_benchmark_quick_reports_missed_targets_with_exit_1(
     assert report["http"]["same_acc"] is True
     assert set(report["curves"]) == {"invented-language", "inverted-sentiment", "odd-sum"}
     assert (out / "k_curve_invented-language.png").exists()
+
+
+def test_prefix_cache_only_without_a_server_url_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--prefix-cache-only", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "needs --kv-serve URL" in error
+    assert "Traceback" not in error
+    assert not out.exists()

@@ -6,10 +6,11 @@ import torch
 from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from few_shot.backends import BackendError, CompletionsBackend, HuggingFaceBackend, open_backend
+from few_shot.prefix_latency import prefix_cache_latency
 from few_shot.prompts import FORMATS, PromptBuilder
 from few_shot.scoring import normalise, score_draw
 from few_shot.server import create_app, serve
-from few_shot.tasks import Task
+from few_shot.tasks import Task, TaskError
 
 
 @pytest.fixture()
@@ -79,6 +80,32 @@ def test_http_backend_matches_the_local_model_over_a_real_server(
             score_draw(remote, colour_task, builder, 3, 1).acc
             == score_draw(backend, colour_task, builder, 3, 1).acc
         )
+
+
+def test_prefix_latency_runs_both_modes_over_http_and_reports_no_hit_without_a_cache(
+    backend: HuggingFaceBackend,
+    tiny_model: GPT2LMHeadModel,
+    tokenizer: PreTrainedTokenizerFast,
+    colour_task: Task,
+) -> None:
+    builder = PromptBuilder(colour_task, FORMATS["icl"])
+    with serve(create_app(tiny_model, tokenizer)) as url:
+        result = prefix_cache_latency(url, colour_task, builder, 3, rounds=2)
+        with pytest.raises(TaskError, match="has only"):
+            prefix_cache_latency(url, colour_task, builder, 99)
+    prompts = [
+        builder.render(query, colour_task.demonstrations[:3]).context
+        for query in colour_task.queries
+    ]
+    expected_tokens = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    assert result["queries"] == len(colour_task.queries)
+    assert result["prompt_tokens_mean"] == sum(expected_tokens) / len(expected_tokens)
+    # This project's server has no prefix cache, so no mode may claim a hit.
+    assert result["prefix_hit"] is False
+    assert result["cached"]["cached_tokens_mean"] == 0
+    assert result["same_answers"] is True
+    for mode in ("cached", "uncached"):
+        assert result[mode]["seconds_per_query_median"] > 0
 
 
 def test_an_unreachable_endpoint_is_a_backend_error() -> None:

@@ -157,18 +157,33 @@ class CompletionsBackend:
     continuation's tokens are those whose ``text_offset`` is at or past the context's end.
     """
 
-    def __init__(self, url: str, model: str = "default", timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str = "default",
+        timeout: float = 60.0,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
         self.base = url.rstrip("/")
         if self.base.endswith("/v1/completions"):
             self.base = self.base[: -len("/v1/completions")]
         self.name = self.base
         self.model = model
         self.client = httpx.Client(timeout=timeout)
+        # Server-specific fields sent with every request, e.g. kv-serve's ``use_prefix_cache``
+        # (the OpenAI client's ``extra_body``).
+        self.extra_body = dict(extra_body or {})
+
+    def complete(self, prompt: str, max_tokens: int, **fields: Any) -> dict[str, Any]:
+        """One greedy ``/v1/completions`` request; the whole answer (``choices``, ``usage``)."""
+        return self._post(
+            {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, **fields}
+        )
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         url = self.base + "/v1/completions"
         try:
-            response = self.client.post(url, json={"model": self.model, **body})
+            response = self.client.post(url, json={"model": self.model, **self.extra_body, **body})
         except httpx.HTTPError as error:
             raise BackendError(f"cannot reach {url}: {error}") from None
         if response.status_code != 200:

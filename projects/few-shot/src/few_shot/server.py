@@ -87,6 +87,7 @@ def create_app(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Fa
         result: dict[str, Any] = {"text": (prompt + text) if request.echo else text}
         result["index"] = 0
         result["finish_reason"] = finish
+        result["_usage"] = (len(ids), len(generated))
         result["logprobs"] = (
             {
                 "tokens": [t.strip() or t for t in tokens_text],
@@ -104,14 +105,25 @@ def create_app(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Fa
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         with lock:
             choices = [complete(prompt, request) for prompt in prompts]
+        prompt_tokens = completion_tokens = 0
         for index, choice in enumerate(choices):
             choice["index"] = index
+            used_prompt, used_completion = choice.pop("_usage")
+            prompt_tokens += used_prompt
+            completion_tokens += used_completion
         return {
             "id": f"cmpl-{time.time_ns()}",
             "object": "text_completion",
             "created": int(time.time()),
             "model": request.model,
             "choices": choices,
+            # No prefix cache here: cached_tokens is always 0 (kv-serve reports its hits).
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
         }
 
     @app.get("/health")
