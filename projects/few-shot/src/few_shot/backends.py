@@ -228,11 +228,7 @@ class CompletionsBackend:
     def generate(self, contexts: Sequence[str], until: str, max_tokens: int) -> list[str]:
         outputs = []
         for context in contexts:
-            body: dict[str, Any] = {"prompt": context, "max_tokens": max_tokens}
-            body["temperature"] = 0.0
-            if until:
-                body["stop"] = [until]
-            data = self._post(body)
+            data = self.complete(context, max_tokens, **({"stop": [until]} if until else {}))
             text = str(data["choices"][0]["text"])
             if until and until in text:
                 text = text[: text.index(until)]

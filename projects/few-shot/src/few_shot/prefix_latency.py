@@ -74,6 +74,7 @@ def prefix_cache_latency(
                     cached[mode].append(_cached_tokens(answer))
                     if round_index == 0:
                         answers[mode].append(str(answer["choices"][0]["text"]))
+                    if round_index == 0 and mode == "uncached":
                         usage = answer.get("usage") or {}
                         prompt_tokens.append(int(usage.get("prompt_tokens") or 0))
                 progress.update(1)

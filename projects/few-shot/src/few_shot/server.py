@@ -42,7 +42,8 @@ def create_app(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Fa
     lock = threading.Lock()
 
     @torch.no_grad()
-    def complete(prompt: str, request: CompletionRequest) -> dict[str, Any]:
+    def complete(prompt: str, request: CompletionRequest) -> tuple[dict[str, Any], int, int]:
+        """One choice, with the prompt's and the completion's token counts (for ``usage``)."""
         encoding = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
         ids = [int(i) for i in encoding["input_ids"]]
         offsets = [int(start) for start, _ in encoding["offset_mapping"]]
@@ -87,7 +88,6 @@ def create_app(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Fa
         result: dict[str, Any] = {"text": (prompt + text) if request.echo else text}
         result["index"] = 0
         result["finish_reason"] = finish
-        result["_usage"] = (len(ids), len(generated))
         result["logprobs"] = (
             {
                 "tokens": [t.strip() or t for t in tokens_text],
@@ -98,19 +98,18 @@ def create_app(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> Fa
             if request.echo and top_n
             else None
         )
-        return result
+        return result, len(ids), len(generated)
 
     @app.post("/v1/completions")
     def completions(request: CompletionRequest) -> dict[str, Any]:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         with lock:
-            choices = [complete(prompt, request) for prompt in prompts]
-        prompt_tokens = completion_tokens = 0
+            answers = [complete(prompt, request) for prompt in prompts]
+        choices = [choice for choice, _, _ in answers]
         for index, choice in enumerate(choices):
             choice["index"] = index
-            used_prompt, used_completion = choice.pop("_usage")
-            prompt_tokens += used_prompt
-            completion_tokens += used_completion
+        prompt_tokens = sum(used for _, used, _ in answers)
+        completion_tokens = sum(used for _, _, used in answers)
         return {
             "id": f"cmpl-{time.time_ns()}",
             "object": "text_completion",
