@@ -5,6 +5,7 @@ import pytest
 
 from few_shot import synthetic
 from few_shot.cli import main
+from few_shot.pretrain import learning_rate_factor
 from few_shot.tasks import Task, write_task
 from lm import load_model_spec
 
@@ -129,6 +130,10 @@ def test_pretrain_writes_a_model_lm_can_load_with_tasks(tmp_path: Path) -> None:
                 "4",
                 "--eval-every",
                 "2",
+                "--warmup",
+                "1",
+                "--decay-fraction",
+                "1",
             ]
         )
         == 0
@@ -138,6 +143,8 @@ def test_pretrain_writes_a_model_lm_can_load_with_tasks(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 3
     assert [h["step"] for h in metrics["history"]] == [2, 3]
+    rates = [h["learning_rate"] for h in metrics["history"]]
+    assert rates[0] > rates[1] > 0, "the cosine decays once warm-up is over"
     assert sorted(p.name for p in (out / "tasks").iterdir()) == [
         "invented-language.jsonl",
         "inverted-sentiment.jsonl",
@@ -158,6 +165,10 @@ def test_benchmark_quick_reports_missed_targets_with_exit_1(
     report = json.loads((out / "benchmark.json").read_text())
     assert report["targets"]["invented_language_8shot>=0.80"] is False
     assert report["http"]["same_acc"] is True
+    panel = report["held_out_languages"]
+    assert panel["languages"] == ["invented-language-100", "invented-language-101"]
+    assert len(panel["8"]["per_language"]) == 2
+    assert panel["8"]["mean"] == pytest.approx(sum(panel["8"]["per_language"]) / 2)
     assert set(report["curves"]) == {"invented-language", "inverted-sentiment", "odd-sum"}
     assert (out / "k_curve_invented-language.png").exists()
 
@@ -170,4 +181,23 @@ def test_prefix_cache_only_without_a_server_url_is_refused(
     error = capsys.readouterr().err
     assert "needs --kv-serve URL" in error
     assert "Traceback" not in error
+    assert not out.exists()
+
+
+def test_learning_rate_warms_up_holds_then_decays_to_zero_at_the_step_or_time_cap() -> None:
+    assert [learning_rate_factor(step, 4, 0.0, 0.2) for step in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert learning_rate_factor(10, 4, 0.5, 0.2) == 1.0
+    assert learning_rate_factor(10, 4, 0.9, 0.2) == pytest.approx(0.5)
+    # A run stopped by --max-seconds passes the time fraction: the rate still ends at zero.
+    assert learning_rate_factor(10, 4, 1.0, 0.2) == pytest.approx(0.0)
+    assert learning_rate_factor(10, 4, 1.7, 0.2) == pytest.approx(0.0)
+    assert learning_rate_factor(10, 4, 0.5, 1.0) == pytest.approx(0.5), "plain cosine"
+
+
+def test_pretrain_rejects_a_decay_fraction_outside_0_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "icl"
+    assert main(["pretrain", "--out", str(out), "--decay-fraction", "1.5"]) == 2
+    assert "decay_fraction" in capsys.readouterr().err.replace("-", "_")
     assert not out.exists()

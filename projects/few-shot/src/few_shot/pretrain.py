@@ -1,4 +1,5 @@
-"""Pretrain a small GPT-2 on the synthetic in-context-learning mixture (see :mod:`synthetic`).
+"""Pretrain a small Llama (or GPT-2) on the synthetic in-context-learning mixture (see
+:mod:`synthetic`).
 
 Writes a ``save_pretrained`` directory loadable by ``lm.load_model_spec(path)`` (model, word-level
 tokenizer), ``few_shot_format.json`` (the prompt format it was trained on), ``metrics.json``,
@@ -7,8 +8,10 @@ tokenizer), ``few_shot_format.json`` (the prompt format it was trained on), ``me
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import random
 import shutil
 import tempfile
@@ -26,7 +29,6 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
-    get_cosine_schedule_with_warmup,
 )
 
 from few_shot import synthetic
@@ -34,7 +36,7 @@ from few_shot.prompts import FORMAT_FILE
 from few_shot.tasks import Example, Task, write_task
 from lm import count_parameters
 from ml_core import collect_run_metadata, seed_everything, write_json_atomic
-from ml_core.cli import config_to_dict, require, require_positive
+from ml_core.cli import config_to_dict, require, require_fraction, require_positive
 from ml_core.plotting import save_figure
 
 
@@ -45,19 +47,26 @@ class PretrainConfig:
     out: Path = Path("runs/few-shot/icl-model")
     """Model directory to write (replaced atomically at the end)."""
 
-    steps: int = 1800
+    steps: int = 16000
     batch_size: int = 32
     block_size: int = 64
     """Tokens per training sequence (episodes are cut or padded to it)."""
 
-    family: Literal["gpt2", "llama"] = "gpt2"
+    family: Literal["gpt2", "llama"] = "llama"
     """Layout: GPT-2 (learned positions) or Llama (rotary positions, as lm's llama presets)."""
 
     layers: int = 2
-    width: int = 64
+    width: int = 128
     heads: int = 4
     lr: float = 3e-3
     warmup: int = 100
+    decay_fraction: float = 0.2
+    """Share of the run (by steps or time) over which the rate anneals to zero.
+
+    Before it the rate stays at --lr: the induction head forms after ~6,000 steps, and a cosine
+    over the whole run has already cut the rate by then, which slows the learning that follows.
+    """
+
     eval_every: int = 100
     max_seconds: float = 840.0
     """Stop early after this much training time (the target is <= 15 minutes on 2 cores)."""
@@ -67,6 +76,11 @@ class PretrainConfig:
 
     threads: int = 1
     """Torch threads (one thread is fastest for a model this small on a shared machine)."""
+
+    bf16: bool = True
+    """Run forward passes under bfloat16 autocast (weights and optimizer stay float32): about 1.3x
+    the steps per second of float32 on CPUs with AVX-512 BF16, which buys more steps after the
+    induction-head phase change within the time cap."""
 
     seed: int = 0
 
@@ -84,6 +98,7 @@ class PretrainConfig:
             "eval_every",
             "max_seconds",
         )
+        require_fraction(self, "decay_fraction")
         require(self.width % self.heads == 0, "width", "must be divisible by --heads")
         require(self.block_size >= 16, "block_size", "must be at least 16")
 
@@ -159,6 +174,21 @@ def heldout_lookup_accuracy(
     return hits / max(1, total)
 
 
+def learning_rate_factor(step: int, warmup: int, done: float, decay_fraction: float) -> float:
+    """Warm-up, stable, decay: linear warm-up over ``warmup`` steps, then the full rate until the
+    last ``decay_fraction`` of the run, then a cosine to 0.
+
+    ``done`` is the fraction of the run completed, by steps or by the time cap, whichever is further
+    along, so a run the time cap stops still ends on a fully decayed rate.
+    """
+    if step < warmup:
+        return (step + 1) / warmup
+    decay_from = 1.0 - decay_fraction
+    if done <= decay_from:
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (done - decay_from) / decay_fraction)))
+
+
 def _plot(history: list[dict[str, float]], path: Path) -> None:
     figure = Figure(figsize=(7, 3.5))
     left, right = figure.subplots(1, 2)
@@ -216,7 +246,11 @@ def run(config: PretrainConfig) -> dict[str, Any]:
         else _fresh_model(config, tokenizer)
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup, config.steps)
+    precision = (
+        (lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+        if config.bf16
+        else contextlib.nullcontext
+    )
     rng = random.Random(config.seed)
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -225,13 +259,18 @@ def run(config: PretrainConfig) -> dict[str, Any]:
     model.train()
     progress = tqdm(range(1, config.steps + 1), desc="pretrain", unit="step")
     for step in progress:
+        done = max((step - 1) / config.steps, (time.perf_counter() - started) / config.max_seconds)
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * learning_rate_factor(
+                step - 1, config.warmup, done, config.decay_fraction
+            )
         ids, mask = _batch(rng, tokenizer, config.batch_size, config.block_size)
-        loss = _loss(model, ids, mask)
+        with precision():
+            loss = _loss(model, ids, mask)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        scheduler.step()
         value = loss.item()
         running = 0.9 * running + 0.1 * value if step > 1 else value
         out_of_time = time.perf_counter() - started > config.max_seconds
@@ -242,6 +281,7 @@ def run(config: PretrainConfig) -> dict[str, Any]:
                     "step": step,
                     "train_loss": running,
                     "heldout_lookup_accuracy": accuracy,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - started,
                 }
             )

@@ -3,9 +3,11 @@
 Every training sequence is a run of demonstrations of a *freshly sampled* mapping: invented-word
 translation (``wug = red ;``), label-word classification with natural, inverted or arbitrary label
 words (``good nice = negative ;``) and copying (``3 7 1 = 3 7 1 ;``). No mapping is fixed, so the
-only way to predict an answer is to read it from the context. One pair in four of (invented word,
-English word) never appears in training: the evaluation languages use only those pairs, so their
-accuracy can only come from the prompt.
+only way to predict an answer is to read it from the context. The evaluation languages draw their
+words from one (invented word, English word) pair in four; training draws from all pairs alike, so
+the model learns no prior for or against any pair (an earlier mixture that left the evaluation
+pairs out taught the model that they never occur: zero-shot fell below chance), and a whole
+evaluation language is never a training mapping, so its accuracy can only come from the prompt.
 
 The vocabulary is word level (one token per word), built by :func:`build_tokenizer`.
 """
