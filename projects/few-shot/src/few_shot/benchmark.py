@@ -51,10 +51,10 @@ class BenchmarkConfig:
 
     draws: int = 5
     languages: int = 10
-    """Held-out invented languages (4 words each) the zero- and 8-shot targets average over: one
-    language has only 4 words, so a model that ignores the prompt scores 0, 0.25, 0.5, ...
+    """Held-out invented languages the zero- and 8-shot targets average over.
 
-    on it by luck, and its 8-shot accuracy swings with the words drawn.
+    One language has only 4 words, so a model that ignores the prompt scores 0, 0.25 or 0.5 on it by
+    luck, and its 8-shot accuracy swings with the words drawn.
     """
 
     pretrain_steps: int = PretrainConfig.steps
