@@ -1,11 +1,12 @@
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from few_shot import synthetic
 from few_shot.cli import main
-from few_shot.pretrain import learning_rate_factor
+from few_shot.pretrain import _batch, cpu_has_native_bf16, learning_rate_factor, use_bf16
 from few_shot.tasks import Task, write_task
 from lm import load_model_spec
 
@@ -201,3 +202,20 @@ def test_pretrain_rejects_a_decay_fraction_outside_0_1(
     assert main(["pretrain", "--out", str(out), "--decay-fraction", "1.5"]) == 2
     assert "decay_fraction" in capsys.readouterr().err.replace("-", "_")
     assert not out.exists()
+
+
+def test_training_batches_hold_the_word_level_tokenizers_ids() -> None:
+    tokenizer = synthetic.build_tokenizer()
+    ids, mask = _batch(random.Random(3), tokenizer, 16, 64)
+    episodes = random.Random(3)
+    for row in range(16):
+        expected = tokenizer(synthetic.episode_text(episodes))["input_ids"][:64]
+        assert ids[row, : len(expected)].tolist() == expected
+        assert int(mask[row].sum()) == len(expected)
+        assert set(ids[row, len(expected) :].tolist()) <= {tokenizer.pad_token_id}
+
+
+def test_precision_auto_autocasts_only_where_the_cpu_has_native_bf16() -> None:
+    assert use_bf16("bf16") is True
+    assert use_bf16("fp32") is False
+    assert use_bf16("auto") is cpu_has_native_bf16()
