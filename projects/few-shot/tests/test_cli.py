@@ -206,7 +206,7 @@ def test_pretrain_rejects_a_decay_fraction_outside_0_1(
 
 def test_training_batches_hold_the_word_level_tokenizers_ids() -> None:
     tokenizer = synthetic.build_tokenizer()
-    ids, mask = _batch(random.Random(3), tokenizer, 16, 64)
+    ids, mask = _batch(random.Random(3), tokenizer.get_vocab(), 16, 64)
     episodes = random.Random(3)
     for row in range(16):
         expected = tokenizer(synthetic.episode_text(episodes))["input_ids"][:64]
