@@ -10,7 +10,14 @@
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  # The clone's pantsd (its process title names the build root) would outlive the directory.
+  pkill -f "pantsd \[$work/clone\]" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# new-project runs ./pants itself (generate-lockfiles) from inside `./pants run`: no pantsd
+# until both projects exist, or the inner call waits for the outer one.
 export PANTS_CONCURRENT=True
 
 git clone -q "$repo" "$work/clone"
@@ -27,21 +34,23 @@ echo "--- new-project: a torch project with an image, and an LM service"
 ./pants run tools/scaffold:new-project -- demo-api --kind service --lm
 git add -A
 git commit -qm "two new projects"
+# From here on one pantsd keeps the build graph between the calls (each cold call cost 25 s).
+unset PANTS_CONCURRENT
 
 echo "--- the checks pass with no hand edits"
 ./pants tailor --check update-build-files --check ::
 ./pants lint check test projects/demo-model:: services/demo-api::
 # The PEX is built; the image is only listed: every image comes from the same prelude macro,
 # and the publish proof builds, pushes, pulls and runs those (building one more here cost 150 s).
-./pants --filter-target-type=-docker_image package projects/demo-model::
+# The scaffold's own PEX too, for the refusals below.
+./pants --filter-target-type=-docker_image package projects/demo-model:: tools/scaffold:new-project
 # A packed PEX is a directory.
 [[ -e dist/projects.demo-model/demo-model.pex ]] || fail "no PEX for demo-model"
 ./pants list --filter-target-type=docker_image projects/demo-model:: | grep -qx "projects/demo-model:demo-model-image" ||
   fail "no docker_image for demo-model"
 
 echo "--- bad input exits 2 and writes nothing"
-# The same program `./pants run` ran above, packaged once: a Pants run per refusal cost 40 s.
-./pants package tools/scaffold:new-project
+# The same program `./pants run` ran above, packaged above: a Pants run per refusal cost 40 s.
 for args in "demo-model" "Bad_Name" "demo-x --gpu" "json"; do
   status=0
   # shellcheck disable=SC2086  # the words of $args are separate arguments
