@@ -69,22 +69,23 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
     context_dir = str(build_file_dir()).replace("/", ".")
     cmd_json = "[" + ", ".join('"' + part + '"' for part in cmd) + "]"
 
-    def unpack(pex_file, scope):
-        # PEX_ROOT on a tmpfs: pex unzips its wheels there before copying them into the venv.
-        return (
-            "RUN --mount=type=bind,source=" + context_dir + "/" + pex_file + ",target=/tmp/" + scope
-            + ".pex --mount=type=tmpfs,target=/tmp/pex-root PEX_ROOT=/tmp/pex-root PEX_TOOLS=1"
-            + " python3 /tmp/" + scope + ".pex venv --scope=" + scope + " --compile /app/venv"
-        )
+    def venv_layer(pex_name, scope):
+        # The PEX-INFO copy keys the cache (see above); PEX_ROOT on a tmpfs, because pex unzips
+        # its wheels there before copying them into the venv.
+        pex_path = context_dir + "/" + pex_name + ".pex"
+        return [
+            "COPY " + pex_path + "/PEX-INFO /app/" + scope + ".pex-info",
+            "RUN --mount=type=bind,source=" + pex_path + ",target=/tmp/" + scope + ".pex"
+            + " --mount=type=tmpfs,target=/tmp/pex-root PEX_ROOT=/tmp/pex-root PEX_TOOLS=1"
+            + " python3 /tmp/" + scope + ".pex venv --scope=" + scope + " --compile /app/venv",
+        ]
 
     instructions = [
         "ARG BASE_IMAGE=python:3.11-slim",
         "FROM ${BASE_IMAGE}",
         "RUN useradd --create-home --uid 10001 app",
-        "COPY " + context_dir + "/" + deps_pex + ".pex/PEX-INFO /app/deps.pex-info",
-        unpack(deps_pex + ".pex", "deps"),
-        "COPY " + context_dir + "/" + srcs_pex + ".pex/PEX-INFO /app/srcs.pex-info",
-        unpack(srcs_pex + ".pex", "srcs"),
+        *venv_layer(deps_pex, "deps"),
+        *venv_layer(srcs_pex, "srcs"),
         "ARG GIT_COMMIT=unknown",
         'LABEL org.opencontainers.image.title="' + title + '"'
         + ' org.opencontainers.image.description="' + description + '"'

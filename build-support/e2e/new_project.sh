@@ -50,7 +50,7 @@ echo "--- the checks pass with no hand edits"
   fail "no docker_image for demo-model"
 
 echo "--- bad input exits 2 and writes nothing"
-# The same program `./pants run` ran above, packaged above: a Pants run per refusal cost 40 s.
+# The scaffold PEX packaged above, the program `./pants run` ran: a Pants run per refusal cost 40 s.
 for args in "demo-model" "Bad_Name" "demo-x --gpu" "json"; do
   status=0
   # shellcheck disable=SC2086  # the words of $args are separate arguments
