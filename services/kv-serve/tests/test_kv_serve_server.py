@@ -89,26 +89,19 @@ def test_missing_model_directory_is_a_clear_usage_error(
     assert "Traceback" not in error
 
 
-def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(tmp_path: Path) -> None:
+def test_missing_relative_model_directory_is_not_looked_up_on_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "runs/no-such-model" has the shape of a Hub id ("org/name"); run from a directory that holds
+    # runs/ but not the model, it must be reported as a missing local directory, not fetched.
     (tmp_path / "runs").mkdir()
-    command = [
-        sys.executable,
-        "-c",
-        "from kv_serve.server import main; raise SystemExit(main(None))",
-        "--model",
-        "runs/no-such-model",
-    ]
-    # The child runs in tmp_path, so sys.path's relative entries (a Pants sandbox) must be made
-    # absolute here.
-    python_path = os.pathsep.join(os.path.abspath(entry) for entry in sys.path)
-    env = dict(os.environ, PYTHONPATH=python_path)
-    done = subprocess.run(
-        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr and "huggingface.co" not in done.stderr
-    assert "kv-serve: error: Could not load a causal language model" in done.stderr
-    assert "does not exist" in done.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["--model", "runs/no-such-model", "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "huggingface.co" not in error
+    assert "kv-serve: error: Could not load a causal language model" in error
+    assert "does not exist (and the name is not a Hugging Face Hub id)" in error
+    assert "Hub error" not in error
 
 
 def test_cli_serves_over_http_and_stops() -> None:
