@@ -58,7 +58,7 @@ def test_a_relative_path_under_an_existing_folder_is_not_a_hub_id(
 def test_unknown_hub_id_says_what_was_tried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert os.environ.get("HF_HUB_OFFLINE") == "1", "set in pants.toml [test] so the Hub is not contacted"
+    assert os.environ.get("HF_HUB_OFFLINE") == "1", "pants.toml [test] sets it: no Hub calls"
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelLoadError) as error:
         load_model("no-such-org/no-such-model")
