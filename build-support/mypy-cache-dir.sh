@@ -13,9 +13,12 @@ set -euo pipefail
 
 # The folder Pants computes: <named caches>/mypy_cache/<sha256 of the build root>/<python>; the
 # code's interpreter constraints (pants.toml) are CPython==3.11.*, so mypy runs as 3.11.
+# Pants hashes the build root's physical path, so symlinks in the argument are resolved first.
 cache_dir() {
   local named_caches="${PANTS_NAMED_CACHES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pants/named_caches}"
-  echo "$named_caches/mypy_cache/$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)/3.11"
+  local root
+  root="$(cd "$1" && pwd -P)"
+  echo "$named_caches/mypy_cache/$(printf '%s' "$root" | sha256sum | cut -d' ' -f1)/3.11"
 }
 
 target="$(cache_dir "$1")"

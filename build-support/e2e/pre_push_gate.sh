@@ -19,8 +19,7 @@ export PATH="$venv/bin:$PATH"
 git clone -q --bare "$repo_root" "$work/remote.git"
 git clone -q "$work/remote.git" "$work/clone"
 # The clone's mypy cache starts as a copy of this checkout's (see new_project.sh).
-bash "$repo_root/build-support/mypy-cache-dir.sh" "$(cd "$work/clone" && pwd -P)" \
-  "$(cd "$repo_root" && pwd -P)"
+bash "$repo_root/build-support/mypy-cache-dir.sh" "$work/clone" "$repo_root"
 cd "$work/clone"
 git config user.email "e2e@example.com"
 git config user.name "e2e"
