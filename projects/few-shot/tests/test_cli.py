@@ -3,10 +3,19 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import PreTrainedModel
 
 from few_shot import synthetic
 from few_shot.cli import main
-from few_shot.pretrain import _batch, cpu_has_native_bf16, learning_rate_factor, use_bf16
+from few_shot.pretrain import (
+    PretrainConfig,
+    _batch,
+    _fresh_model,
+    cpu_has_native_bf16,
+    learning_rate_factor,
+    use_bf16,
+)
 from few_shot.tasks import Task, write_task
 from lm import load_model_spec
 
@@ -219,3 +228,48 @@ def test_precision_auto_autocasts_only_where_the_cpu_has_native_bf16() -> None:
     assert use_bf16("bf16") is True
     assert use_bf16("fp32") is False
     assert use_bf16("auto") is cpu_has_native_bf16()
+
+
+def _layer0_attention(model: PreTrainedModel, length: int) -> torch.Tensor:
+    model.config._attn_implementation = "eager"
+    vocab_size = int(model.config.vocab_size)
+    ids = torch.randint(5, vocab_size, (1, length), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        attentions: torch.Tensor = model(input_ids=ids, output_attentions=True).attentions[0]
+    return attentions[0]
+
+
+def test_positional_heads_attend_one_and_two_tokens_back_at_every_position() -> None:
+    tokenizer = synthetic.build_tokenizer()
+    model = _fresh_model(PretrainConfig(positional_heads=2, heads=4), tokenizer)
+    attention = _layer0_attention(model, 256)
+    positions = torch.arange(256)
+    for head, offset in ((0, 1), (1, 2)):
+        weight_at_offset = attention[head, positions[offset:], positions[offset:] - offset]
+        assert weight_at_offset.min().item() >= 0.998, (head, offset)
+    # The other heads start random: spread out, not on any one offset.
+    assert attention[2, 100:].max().item() < 0.5
+    # Still trainable parameters of a plain Llama that lm loads (the pretrain test saves one).
+    assert model.model.layers[0].self_attn.q_proj.bias.requires_grad
+
+
+def test_without_positional_heads_no_head_starts_on_an_offset() -> None:
+    model = _fresh_model(PretrainConfig(positional_heads=0), synthetic.build_tokenizer())
+    assert model.model.layers[0].self_attn.q_proj.bias is None
+    assert _layer0_attention(model, 128)[:, 64:].max().item() < 0.5
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (["--positional-heads", "5"], "must be at most --heads"),
+        (["--positional-heads", "2", "--family", "gpt2"], "needs --family llama"),
+    ],
+)
+def test_pretrain_rejects_positional_heads_it_cannot_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], problem: str
+) -> None:
+    out = tmp_path / "icl"
+    assert main(["pretrain", "--out", str(out), *arguments]) == 2
+    assert problem in capsys.readouterr().err
+    assert not out.exists()
