@@ -35,7 +35,13 @@ from few_shot.prompts import FORMAT_FILE
 from few_shot.tasks import Example, Task, write_task
 from lm import count_parameters
 from ml_core import collect_run_metadata, seed_everything, write_json_atomic
-from ml_core.cli import config_to_dict, require, require_fraction, require_positive
+from ml_core.cli import (
+    config_to_dict,
+    require,
+    require_fraction,
+    require_non_negative,
+    require_positive,
+)
 from ml_core.plotting import save_figure
 
 
@@ -64,7 +70,7 @@ class PretrainConfig:
     learning that head from random weights is what delays the in-context phase change (Olsson et
     al., 2022). Starting two heads at offsets 1 and 2 (the key word sits two tokens before its
     answer in ``x = y``) gives it from step 0; the weights stay trainable, and what to match and
-    copy is still learned. The phase change then came at ~3,300 steps instead of 6,000-7,500.
+    copy is still learned. In one run the phase change came at ~3,250 steps instead of 6,000-7,500.
     0 starts every head random.
     """
     lr: float = 3e-3
@@ -110,7 +116,7 @@ class PretrainConfig:
             "max_seconds",
         )
         require_fraction(self, "decay_fraction")
-        require(self.positional_heads >= 0, "positional_heads", "must be 0 or more")
+        require_non_negative(self, "positional_heads")
         require(self.positional_heads <= self.heads, "positional_heads", "must be at most --heads")
         require(
             self.positional_heads == 0 or self.family == "llama",
