@@ -1,12 +1,13 @@
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from transformers import PreTrainedModel
 
-from few_shot import synthetic
+from few_shot import pretrain, synthetic
 from few_shot.cli import main
 from few_shot.pretrain import (
     PretrainConfig,
@@ -202,6 +203,50 @@ def test_learning_rate_warms_up_holds_then_decays_to_zero_at_the_step_or_time_ca
     assert learning_rate_factor(10, 4, 1.0, 0.2) == pytest.approx(0.0)
     assert learning_rate_factor(10, 4, 1.7, 0.2) == pytest.approx(0.0)
     assert learning_rate_factor(10, 4, 0.5, 1.0) == pytest.approx(0.5), "plain cosine"
+
+
+def _tiny_pretrain(
+    out: Path, restart_after: int, restart_below: float, max_restarts: int = 3
+) -> dict[str, Any]:
+    config = PretrainConfig(
+        out=out,
+        steps=4,
+        batch_size=2,
+        block_size=16,
+        layers=1,
+        width=32,
+        heads=2,
+        eval_every=2,
+        warmup=1,
+        seed=5,
+        restart_after=restart_after,
+        restart_below=restart_below,
+        max_restarts=max_restarts,
+    )
+    return pretrain.run(config)
+
+
+def test_a_run_still_on_the_plateau_restarts_with_the_next_seed(tmp_path: Path) -> None:
+    # A 2-step model cannot look anything up: a threshold of 1.0 restarts every attempt it may.
+    metrics = _tiny_pretrain(tmp_path / "icl", restart_after=2, restart_below=1.0, max_restarts=2)
+    assert [(r["seed"], r["step"]) for r in metrics["restarts"]] == [(5, 2), (6, 2)]
+    assert all(r["training_lookup_accuracy"] < 1.0 for r in metrics["restarts"])
+    assert metrics["seed"] == 7 and metrics["steps"] == 4, "the last attempt runs to the end"
+    assert [(h["seed"], h["step"]) for h in metrics["history"]] == [(5, 2), (6, 2), (7, 2), (7, 4)]
+    saved = json.loads((tmp_path / "icl" / "metrics.json").read_text())
+    assert saved["seed"] == 7 and len(saved["restarts"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("restart_after", "restart_below"),
+    [(0, 1.0), (2, 0.0)],
+    ids=["restarts-off", "above-the-threshold"],
+)
+def test_no_restart_when_off_or_past_the_plateau(
+    tmp_path: Path, restart_after: int, restart_below: float
+) -> None:
+    metrics = _tiny_pretrain(tmp_path / "icl", restart_after, restart_below)
+    assert metrics["restarts"] == [] and metrics["seed"] == 5 and metrics["steps"] == 4
 
 
 def test_pretrain_rejects_a_decay_fraction_outside_0_1(
