@@ -21,8 +21,9 @@ PROJECT_RESOLVES = (
     ("adversarial", "torch", "vision"),
     ("few-shot", "torch", "lm"),
 )
-# Pinned tool versions (pytest, mypy, black/isort/flake8/docformatter); no code builds in them.
-TOOL_RESOLVES = ("pytest", "mypy", "lint")
+# Pinned tool versions (pytest, mypy, black/isort/flake8/docformatter) and the torch layer that
+# every torch image shares (image-layers); no code builds in them.
+TOOL_RESOLVES = ("pytest", "mypy", "lint", "image-layers")
 
 ALL_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES)
 TORCH_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "torch" in row[1:])
@@ -30,7 +31,9 @@ LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
 VISION_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "vision" in row[1:])
 
 
-def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=None, **kwargs):
+def pex_docker_image(
+    name, pex, entry_point, title, description, cmd=(), expose=None, torch_layer=False, **kwargs
+):
     """The PEX `pex` that runs `entry_point` (for `./pants run` and `package`) and its image `name`.
 
     The image is built from two PEXes made here rather than from `pex` itself: `<pex>-deps` has
@@ -46,6 +49,15 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
     a tag) is set after the layers for the same reason. Runs as a non-root user. BASE_IMAGE
     defaults to Docker Hub's python:3.11-slim. `RUN --mount` needs BuildKit (Docker 23+, the
     default) or podman/buildah.
+
+    `torch_layer=True` (for images whose resolve locks torch) puts torch and what it needs in a
+    layer of their own below the deps layer, from 3rdparty/python:torch-layer: every torch image
+    starts with the same instructions and the same PEX-INFO, so an engine builds that 1.2 GB
+    layer once and a registry stores it once. The deps layer then skips torch: pex's venv
+    installer hard-links each file from PEX_ROOT and leaves a file that already exists alone
+    (hence PEX_ROOT on the image's own file system, removed in the same step), and compileall
+    skips bytecode that is up to date. Because existing files win, the deps step first checks that
+    the resolve locks exactly the layer's distributions and stops, naming them, when it does not.
     """
     # Tools, so that `PEX_TOOLS=1 python3.11 dist/.../<pex>.pex venv DIR` unpacks it (torchrun).
     pex_binary(name=pex, entry_point=entry_point, include_tools=True)
@@ -69,23 +81,43 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
     context_dir = str(build_file_dir()).replace("/", ".")
     cmd_json = "[" + ", ".join('"' + part + '"' for part in cmd) + "]"
 
-    def venv_layer(pex_name, scope):
-        # The PEX-INFO copy keys the cache (see above); PEX_ROOT on a tmpfs, because pex unzips
-        # its wheels there before copying them into the venv.
-        pex_path = context_dir + "/" + pex_name + ".pex"
+    def venv_layer(pex_path, name, scope, before=""):
+        # The PEX-INFO copy keys the cache (see above). pex unzips the wheels into PEX_ROOT and
+        # hard-links them into the venv: on the image's file system and removed in the same step,
+        # PEX_ROOT costs one write and leaves nothing in the layer.
         return [
-            "COPY " + pex_path + "/PEX-INFO /app/" + scope + ".pex-info",
-            "RUN --mount=type=bind,source=" + pex_path + ",target=/tmp/" + scope + ".pex"
-            + " --mount=type=tmpfs,target=/tmp/pex-root PEX_ROOT=/tmp/pex-root PEX_TOOLS=1"
-            + " python3 /tmp/" + scope + ".pex venv --scope=" + scope + " --compile /app/venv",
+            "COPY " + pex_path + "/PEX-INFO /app/" + name + ".pex-info",
+            "RUN --mount=type=bind,source=" + pex_path + ",target=/tmp/" + name + ".pex "
+            + before
+            + "PEX_ROOT=/tmp/pex-root PEX_TOOLS=1 python3 /tmp/" + name + ".pex venv --scope="
+            + scope
+            + " --compile /app/venv && rm -rf /tmp/pex-root",
         ]
 
+    # Every distribution of the shared layer must be in the deps PEX with the same fingerprint:
+    # the deps step keeps the files the layer put there, so a different torch would mix with it.
+    same_torch = (
+        "python3 -c 'import json, sys; layer = json.load(open(\"/app/torch-layer.pex-info\"));"
+        + " deps = json.load(open(\"/app/deps.pex-info\")); different = sorted(name for name,"
+        + " fingerprint in layer[\"distributions\"].items() if deps[\"distributions\"].get(name)"
+        + " != fingerprint); sys.exit(\"" + name + ": the resolve does not lock these"
+        + " distributions of the shared torch layer (3rdparty/python/image-layers.lock): \""
+        + " + \", \".join(different) + \"; lock the same ones, or drop torch_layer=True\""
+        + " if different else None)' && "
+    )
     instructions = [
         "ARG BASE_IMAGE=python:3.11-slim",
         "FROM ${BASE_IMAGE}",
         "RUN useradd --create-home --uid 10001 app",
-        *venv_layer(deps_pex, "deps"),
-        *venv_layer(srcs_pex, "srcs"),
+        *(
+            venv_layer("3rdparty.python/torch-layer.pex", "torch-layer", "deps")
+            if torch_layer
+            else []
+        ),
+        *venv_layer(
+            context_dir + "/" + deps_pex + ".pex", "deps", "deps", same_torch if torch_layer else ""
+        ),
+        *venv_layer(context_dir + "/" + srcs_pex + ".pex", "srcs", "srcs"),
         "ARG GIT_COMMIT=unknown",
         'LABEL org.opencontainers.image.title="' + title + '"'
         + ' org.opencontainers.image.description="' + description + '"'
@@ -102,7 +134,12 @@ def pex_docker_image(name, pex, entry_point, title, description, cmd=(), expose=
         name=name,
         instructions=instructions,
         # The prelude, pants.toml and the launcher shape the image too: see the root BUILD.
-        dependencies=[":" + deps_pex, ":" + srcs_pex, "//:image-definition"],
+        dependencies=[
+            ":" + deps_pex,
+            ":" + srcs_pex,
+            "//:image-definition",
+            *(["//3rdparty/python:torch-layer"] if torch_layer else []),
+        ],
         image_tags=["latest", "{build_args.GIT_COMMIT}"],
         **kwargs,
     )

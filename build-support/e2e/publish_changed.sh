@@ -79,6 +79,10 @@ scenario "lib-test-only" "echo '# e2e' >> libs/ml_core/tests/test_ml_core_cli.py
 # No import reaches them: every docker_image depends on //:image-definition, which owns them.
 scenario "prelude" "echo '# e2e' >> build-support/macros.py" "${all_images[@]}"
 scenario "pants-config" "sed -i 's/^default_repository = .*/&  # e2e/' pants.toml" "${all_images[@]}"
+# The shared torch layer (3rdparty/python:torch-layer) sits under every image that packs torch.
+scenario "torch-layer-lockfile" "echo >> 3rdparty/python/image-layers.lock" \
+  ml-monorepo/mnist-train ml-monorepo/kv-serve ml-monorepo/neuron-audit ml-monorepo/rlhf \
+  ml-monorepo/lm-pretrain
 # libs/lm (its corpus module) is packed by kv-serve, neuron-audit, rlhf and its own pretraining
 # image, not by mnist or feature-selection.
 scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" \
@@ -86,8 +90,10 @@ scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" \
 # ml_core (its CLI helper, timer, metadata) is shared by every deployable.
 scenario "shared-lib" "echo '# e2e' >> libs/ml_core/src/ml_core/timer.py" "${all_images[@]}"
 
-# The last scenario (shared-lib) published feature-selection with HEAD's short SHA.
-image="$registry/ml-monorepo/feature-selection:$(git rev-parse --short HEAD)"
+# The last scenario (shared-lib) published every image with HEAD's short SHA. kv-serve's entry
+# point imports torch and transformers, so its usage text proves that the layers stack up from
+# the registry: the shared torch layer, the requirements above it, then the code.
+image="$registry/ml-monorepo/kv-serve:$(git rev-parse --short HEAD)"
 podman rmi -f "$image" >/dev/null 2>&1 || true
 podman pull -q "$image" >/dev/null
 log "pulled $image back from the registry; running its entry point ..."
