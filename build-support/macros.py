@@ -30,6 +30,9 @@ TORCH_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "torch" in row[1:])
 LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
 VISION_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "vision" in row[1:])
 
+# The PEX of torch and its closure that every `torch_layer=True` image stacks on (see below).
+TORCH_LAYER = "3rdparty/python:torch-layer"
+
 
 def pex_docker_image(
     name, pex, entry_point, title, description, cmd=(), expose=None, torch_layer=False, **kwargs
@@ -51,8 +54,8 @@ def pex_docker_image(
     default) or podman/buildah.
 
     `torch_layer=True` (for images whose resolve locks torch) puts torch and what it needs in a
-    layer of their own below the deps layer, from 3rdparty/python:torch-layer: every torch image
-    starts with the same instructions and the same PEX-INFO, so an engine builds that 1.2 GB
+    layer of their own below the deps layer, from TORCH_LAYER: every torch image
+    starts with the same instructions and the same PEX-INFO, so an engine builds that 881 MB
     layer once and a registry stores it once. The deps layer then skips torch: pex's venv
     installer hard-links each file from PEX_ROOT and leaves a file that already exists alone
     (hence PEX_ROOT on the image's own file system, removed in the same step), and compileall
@@ -81,15 +84,15 @@ def pex_docker_image(
     context_dir = str(build_file_dir()).replace("/", ".")
     cmd_json = "[" + ", ".join('"' + part + '"' for part in cmd) + "]"
 
-    def venv_layer(pex_path, name, scope, before=""):
+    def venv_layer(pex_path, label, scope, before=""):
         # The PEX-INFO copy keys the cache (see above). pex unzips the wheels into PEX_ROOT and
         # hard-links them into the venv: on the image's file system and removed in the same step,
         # PEX_ROOT costs one write and leaves nothing in the layer.
         return [
-            "COPY " + pex_path + "/PEX-INFO /app/" + name + ".pex-info",
-            "RUN --mount=type=bind,source=" + pex_path + ",target=/tmp/" + name + ".pex "
+            "COPY " + pex_path + "/PEX-INFO /app/" + label + ".pex-info",
+            "RUN --mount=type=bind,source=" + pex_path + ",target=/tmp/" + label + ".pex "
             + before
-            + "PEX_ROOT=/tmp/pex-root PEX_TOOLS=1 python3 /tmp/" + name + ".pex venv --scope="
+            + "PEX_ROOT=/tmp/pex-root PEX_TOOLS=1 python3 /tmp/" + label + ".pex venv --scope="
             + scope
             + " --compile /app/venv && rm -rf /tmp/pex-root",
         ]
@@ -110,7 +113,10 @@ def pex_docker_image(
         "FROM ${BASE_IMAGE}",
         "RUN useradd --create-home --uid 10001 app",
         *(
-            venv_layer("3rdparty.python/torch-layer.pex", "torch-layer", "deps")
+            # Where Pants puts a packaged PEX in the build context: <dir with dots>/<name>.pex.
+            venv_layer(
+                TORCH_LAYER.replace("/", ".").replace(":", "/") + ".pex", "torch-layer", "deps"
+            )
             if torch_layer
             else []
         ),
@@ -138,7 +144,7 @@ def pex_docker_image(
             ":" + deps_pex,
             ":" + srcs_pex,
             "//:image-definition",
-            *(["//3rdparty/python:torch-layer"] if torch_layer else []),
+            *(["//" + TORCH_LAYER] if torch_layer else []),
         ],
         image_tags=["latest", "{build_args.GIT_COMMIT}"],
         **kwargs,
