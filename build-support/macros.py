@@ -30,12 +30,17 @@ TORCH_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "torch" in row[1:])
 LM_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "lm" in row[1:])
 VISION_RESOLVES = tuple(row[0] for row in PROJECT_RESOLVES if "vision" in row[1:])
 
-# The PEX of torch and its closure that every `torch_layer=True` image stacks on (see below).
+# PEXes of shared image layers (3rdparty/python/BUILD, resolve image-layers), for an image's
+# `layers=`: torch and its closure, for every torch image; transformers, datasets and theirs,
+# stacked on it, for the images of LM resolves.
 TORCH_LAYER = "3rdparty/python:torch-layer"
+LM_LAYER = "3rdparty/python:lm-layer"
+TORCH_LAYERS = (TORCH_LAYER,)
+LM_LAYERS = (TORCH_LAYER, LM_LAYER)
 
 
 def pex_docker_image(
-    name, pex, entry_point, title, description, cmd=(), expose=None, torch_layer=False, **kwargs
+    name, pex, entry_point, title, description, cmd=(), expose=None, layers=(), **kwargs
 ):
     """The PEX `pex` that runs `entry_point` (for `./pants run` and `package`) and its image `name`.
 
@@ -53,14 +58,15 @@ def pex_docker_image(
     defaults to Docker Hub's python:3.11-slim. `RUN --mount` needs BuildKit (Docker 23+, the
     default) or podman/buildah.
 
-    `torch_layer=True` (for images whose resolve locks torch) puts torch and what it needs in a
-    layer of their own below the deps layer, from TORCH_LAYER: every torch image
-    starts with the same instructions and the same PEX-INFO, so an engine builds that 881 MB
-    layer once and a registry stores it once. The deps layer then skips torch: pex's venv
-    installer hard-links each file from PEX_ROOT and leaves a file that already exists alone
-    (hence PEX_ROOT on the image's own file system, removed in the same step), and compileall
-    skips bytecode that is up to date. Because existing files win, the deps step first checks that
-    the resolve locks exactly the layer's distributions and stops, naming them, when it does not.
+    `layers` (TORCH_LAYERS for an image whose resolve locks torch, LM_LAYERS for one that also
+    locks transformers and datasets) stacks shared PEXes, each in a layer of its own, below the
+    deps layer: every image with the same layers starts with the same instructions and the same
+    PEX-INFOs, so an engine builds each shared layer once (torch: 881 MB) and a registry stores it
+    once. The deps layer then skips what they hold: pex's venv installer hard-links each file
+    from PEX_ROOT and leaves a file that already exists alone (hence PEX_ROOT on the image's own
+    file system, removed in the same step), and compileall skips bytecode that is up to date.
+    Because existing files win, the deps step first checks that the resolve locks exactly each
+    layer's distributions and stops, naming them, when it does not.
     """
     # Tools, so that `PEX_TOOLS=1 python3.11 dist/.../<pex>.pex venv DIR` unpacks it (torchrun).
     pex_binary(name=pex, entry_point=entry_point, include_tools=True)
@@ -97,31 +103,35 @@ def pex_docker_image(
             + " --compile /app/venv && rm -rf /tmp/pex-root",
         ]
 
-    # Every distribution of the shared layer must be in the deps PEX with the same fingerprint:
-    # the deps step keeps the files the layer put there, so a different torch would mix with it.
-    same_torch = (
-        "python3 -c 'import json, sys; layer = json.load(open(\"/app/torch-layer.pex-info\"));"
-        + " deps = json.load(open(\"/app/deps.pex-info\")); different = sorted(name for name,"
-        + " fingerprint in layer[\"distributions\"].items() if deps[\"distributions\"].get(name)"
-        + " != fingerprint); sys.exit(\"" + name + ": the resolve does not lock these"
-        + " distributions of the shared torch layer (3rdparty/python/image-layers.lock): \""
-        + " + \", \".join(different) + \"; lock the same ones, or drop torch_layer=True\""
-        + " if different else None)' && "
+    # Every distribution of each shared layer must be in the deps PEX with the same fingerprint:
+    # the deps step keeps the files the layers put there, so a different version would mix in.
+    layer_labels = [address.split(":")[1] for address in layers]
+    same_layers = (
+        "python3 -c 'import json, sys; deps = json.load(open(\"/app/deps.pex-info\"));"
+        + " layers = [json.load(open(\"/app/\" + label + \".pex-info\"))"
+        + " for label in sys.argv[1:]];"
+        + " different = sorted({name for layer in layers for name, fingerprint in"
+        + " layer[\"distributions\"].items() if deps[\"distributions\"].get(name) != fingerprint});"
+        + " sys.exit(\"" + name + ": the resolve does not lock these distributions of its shared"
+        + " layers (3rdparty/python/image-layers.lock): \" + \", \".join(different) + \"; lock the"
+        + " same ones, or drop them from layers=\" if different else None)' "
+        + " ".join(layer_labels)
+        + " && "
     )
     instructions = [
         "ARG BASE_IMAGE=python:3.11-slim",
         "FROM ${BASE_IMAGE}",
         "RUN useradd --create-home --uid 10001 app",
         *(
+            instruction
+            for address, label in zip(layers, layer_labels)
             # Where Pants puts a packaged PEX in the build context: <dir with dots>/<name>.pex.
-            venv_layer(
-                TORCH_LAYER.replace("/", ".").replace(":", "/") + ".pex", "torch-layer", "deps"
+            for instruction in venv_layer(
+                address.replace("/", ".").replace(":", "/") + ".pex", label, "deps"
             )
-            if torch_layer
-            else []
         ),
         *venv_layer(
-            context_dir + "/" + deps_pex + ".pex", "deps", "deps", same_torch if torch_layer else ""
+            context_dir + "/" + deps_pex + ".pex", "deps", "deps", same_layers if layers else ""
         ),
         *venv_layer(context_dir + "/" + srcs_pex + ".pex", "srcs", "srcs"),
         "ARG GIT_COMMIT=unknown",
@@ -144,7 +154,7 @@ def pex_docker_image(
             ":" + deps_pex,
             ":" + srcs_pex,
             "//:image-definition",
-            *(["//" + TORCH_LAYER] if torch_layer else []),
+            *("//" + address for address in layers),
         ],
         image_tags=["latest", "{build_args.GIT_COMMIT}"],
         **kwargs,

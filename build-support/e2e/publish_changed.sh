@@ -79,10 +79,13 @@ scenario "lib-test-only" "echo '# e2e' >> libs/ml_core/tests/test_ml_core_cli.py
 # No import reaches them: every docker_image depends on //:image-definition, which owns them.
 scenario "prelude" "echo '# e2e' >> build-support/macros.py" "${all_images[@]}"
 scenario "pants-config" "sed -i 's/^default_repository = .*/&  # e2e/' pants.toml" "${all_images[@]}"
-# The shared torch layer (3rdparty/python:torch-layer) sits under every image that packs torch.
-scenario "torch-layer-lockfile" "echo >> 3rdparty/python/image-layers.lock" \
+# The shared layers' lockfile: the torch layer (3rdparty/python:torch-layer) sits under every
+# image that packs torch; the LM layer's pins (lm-layer.txt) shape only the four LM images.
+scenario "image-layers-lockfile" "echo >> 3rdparty/python/image-layers.lock" \
   ml-monorepo/mnist-train ml-monorepo/kv-serve ml-monorepo/neuron-audit ml-monorepo/rlhf \
   ml-monorepo/lm-pretrain
+scenario "lm-layer-pins" "echo >> 3rdparty/python/lm-layer.txt" \
+  ml-monorepo/kv-serve ml-monorepo/neuron-audit ml-monorepo/rlhf ml-monorepo/lm-pretrain
 # libs/lm (its corpus module) is packed by kv-serve, neuron-audit, rlhf and its own pretraining
 # image, not by mnist or feature-selection.
 scenario "lm-lib" "echo '# e2e' >> libs/lm/src/lm/corpus.py" \
