@@ -146,7 +146,8 @@ def test_a_failed_lockfile_generation_rolls_back_every_file(
     config = NewProjectConfig(
         "doomed", kind="service", torch=True, image=True, root=repo, pants=("false",)
     )
-    with pytest.raises(ScaffoldError, match="`false generate-lockfiles --resolve=doomed` failed"):
+    failed = "`false generate-lockfiles --resolve=doomed fmt update-build-files services/doomed::`"
+    with pytest.raises(ScaffoldError, match=failed + " failed"):
         run(config)
     assert _snapshot(repo) == before
 

@@ -392,9 +392,19 @@ def run(config: NewProjectConfig) -> Path:
         print(f"new-project: wrote {steps.project_dir}/ and registered the resolve {config.name!r}")
         if config.lock:
             transaction.track(registry.REQUIREMENTS_DIR / f"{config.name}.lock")
-            _pants(config, root, "generate-lockfiles", f"--resolve={config.name}")
-            # black/isort/docformatter and BUILD formatting exactly as the repository's lint wants.
-            _pants(config, root, "fmt", "update-build-files", f"{steps.project_dir}::")
+            # Then black/isort/docformatter and BUILD formatting exactly as the repository's lint
+            # wants. One Pants run for both goals: a run beside `./pants run` has no pantsd, so
+            # each builds the repository's graph from scratch (about 50 s with CI's image builds
+            # beside it).
+            _pants(
+                config,
+                root,
+                "generate-lockfiles",
+                f"--resolve={config.name}",
+                "fmt",
+                "update-build-files",
+                f"{steps.project_dir}::",
+            )
     except BaseException as error:
         transaction.rollback()
         if isinstance(error, ScaffoldError):
