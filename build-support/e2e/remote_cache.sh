@@ -2,15 +2,18 @@
 # End-to-end proof of a shared remote cache: a BuildGrid REAPI server on 127.0.0.1, clone A
 # runs the tests with remote cache writes and an empty local store, then clone B runs the
 # same tests with its own empty local store and must find at least 90% of them "cached
-# remotely". Targets default to ml_core's tests (the libs resolve) and one feature-selection test
-# file (a resolve without torch): two test processes in two resolves, the least work that shows
-# it; CI runs this beside publishing, so its clones' cold builds compete with the image builds
-# (mnist's tests there cost 289 s in clone A). Override: REMOTE_CACHE_TARGETS.
+# remotely". Targets default to two torch-free ml_core test files (the libs resolve) and one
+# feature-selection test file: two test processes in two resolves, the least work that shows
+# it. CI runs this beside publishing, so its clones' cold builds compete with the image builds:
+# mnist's tests cost 289 s in clone A there, and all of ml_core's tests, whose requirements PEX
+# then holds torch for both clones to upload and download, 124 s + 64 s. Override:
+# REMOTE_CACHE_TARGETS.
 set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cache_root="${PANTS_LAUNCHER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ml-monorepo-launcher}"
-default_targets="libs/ml_core:: projects/feature-selection/tests/test_feature_selection_errors.py"
-read -r -a targets <<<"${REMOTE_CACHE_TARGETS:-$default_targets}"
+default_targets="libs/ml_core/tests/test_ml_core_atomic.py libs/ml_core/tests/test_ml_core_cli.py
+  projects/feature-selection/tests/test_feature_selection_errors.py"
+read -r -a targets <<<"$(tr '\n' ' ' <<<"${REMOTE_CACHE_TARGETS:-$default_targets}")"
 address="127.0.0.1:50051"
 work="$(mktemp -d)"
 server_pid=""
